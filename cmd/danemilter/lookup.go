@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/danemilter/danemilter/config"
+	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/policy"
+)
+
+// runLookup prints what the daemon would see and decide for one recipient.
+// Exit status: 0 a usable key exists, 1 none, 2 the lookup could not be made.
+func runLookup(cfg *config.Config, addr string, stdout, stderr io.Writer) int {
+	logger, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "danemilter:", err)
+		return 2
+	}
+	resolver, err := newResolver(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "danemilter:", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.DNS.Timeout)*time.Duration(len(cfg.DNS.Resolvers)+1))
+	defer cancel()
+	return printLookup(ctx, cfg, resolver, addr, time.Now(), stdout, stderr)
+}
+
+func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver, addr string, now time.Time, w, stderr io.Writer) int {
+	name, err := dane.SMIMEAName(addr, cfg.DNS.LowercaseLocalPart)
+	if err != nil {
+		fmt.Fprintln(stderr, "danemilter lookup:", err)
+		return 2
+	}
+	match := cfg.Levels.Lookup(addr)
+	entry := "default"
+	if match.Entry != "" {
+		entry = "entry " + match.Entry
+	}
+	_, domain, _ := strings.Cut(addr[strings.LastIndex(addr, "@"):], "@")
+	fmt.Fprintf(w, "recipient:   %s\n", addr)
+	if cfg.IsLocal(domain) {
+		fmt.Fprintf(w, "local:       yes (local_domains); outbound encryption does not apply\n")
+	}
+	fmt.Fprintf(w, "policy:      %s (%s)\n", match.Level, entry)
+	fmt.Fprintf(w, "owner name:  %s SMIMEA\n", name)
+	res := resolver.Lookup(ctx, name, dns.TypeSMIMEA)
+	fmt.Fprintf(w, "resolver:    %s\n", res.Resolver)
+	fmt.Fprintf(w, "dnssec:      %s\n", res.Status)
+	for _, e := range res.EDE {
+		fmt.Fprintf(w, "ede:         %d %s\n", e.Code, e.Text)
+	}
+	if res.Err != nil {
+		fmt.Fprintf(w, "error:       %v\n", res.Err)
+	}
+	var usable []dane.Key
+	var rejected []dane.Rejected
+	if res.Status == dane.StatusSecure || res.Status == dane.StatusInsecure {
+		usable, rejected = dane.SelectSMIMEA(addr, res.Records, now)
+	}
+	fmt.Fprintf(w, "records:     %d\n", len(res.Records))
+	for i, rr := range res.Records {
+		s, ok := rr.(*dns.SMIMEA)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "  [%d] SMIMEA %d %d %d ttl=%d\n", i+1, s.Usage, s.Selector, s.MatchingType, s.Hdr.Ttl)
+		for _, k := range usable {
+			if k.Record == s {
+				fmt.Fprintf(w, "      certificate: %s\n", describeCert(k.Cert))
+				if res.Status == dane.StatusSecure {
+					fmt.Fprintf(w, "      usable: yes\n")
+				} else {
+					fmt.Fprintf(w, "      usable: no: the answer is not DNSSEC-secure (RFC 8162 §6)\n")
+				}
+			}
+		}
+		for _, r := range rejected {
+			if r.Record == s {
+				fmt.Fprintf(w, "      usable: no: %s\n", r.Reason)
+			}
+		}
+	}
+	outcome := policy.Indeterminate
+	switch res.Status {
+	case dane.StatusSecure:
+		outcome = policy.NoKey
+		if len(usable) > 0 {
+			outcome = policy.Usable
+		}
+	case dane.StatusSecureDenial:
+		outcome = policy.NoKey
+	case dane.StatusInsecure:
+		outcome = policy.Insecure
+		usable = nil
+	case dane.StatusBogus:
+		outcome = policy.Bogus
+	}
+	d := policy.Decide(match.Level, outcome)
+	switch d.Action {
+	case policy.Reject, policy.TempFail:
+		fmt.Fprintf(w, "decision:    %s: %d %s %s\n", d.Action, d.Code, d.Status, d.Reason)
+	default:
+		fmt.Fprintf(w, "decision:    %s (%s)\n", d.Action, d.Reason)
+	}
+	if len(usable) > 0 {
+		return 0
+	}
+	return 1
+}
+
+func describeCert(c *x509.Certificate) string {
+	key := "unknown key"
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		key = fmt.Sprintf("RSA-%d", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		key = "ECDSA " + k.Curve.Params().Name
+	}
+	return fmt.Sprintf("subject %q, email %s, %s, valid %s to %s", c.Subject.String(), strings.Join(c.EmailAddresses, ","), key,
+		c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
+}

@@ -1,0 +1,144 @@
+// Command danemilter is a milter that encrypts outbound mail to recipients
+// whose keys are published in DNSSEC-signed SMIMEA records (RFC 8162).
+//
+// Usage:
+//
+//	danemilter serve --config FILE          run the daemon
+//	danemilter check-config --config FILE   validate and print the effective configuration
+//	danemilter lookup [--config FILE] ADDR  show what the daemon sees for a recipient
+//	danemilter demo                         encrypt a sample message in-process, no set-up needed
+//	danemilter version
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/danemilter/danemilter/config"
+	"github.com/danemilter/danemilter/dane"
+)
+
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  danemilter serve --config FILE          run the milter daemon
+  danemilter check-config --config FILE   validate FILE and print the effective configuration
+  danemilter lookup [--config FILE] ADDR  show SMIMEA records, DNSSEC status and the decision for ADDR
+  danemilter demo                         encrypt a sample message in-process (no DNS, no MTA needed)
+  danemilter version
+`)
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "/etc/danemilter/danemilter.toml", "configuration file")
+	switch cmd {
+	case "serve", "check-config", "lookup":
+	case "demo":
+		return runDemo(stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "danemilter", version)
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "danemilter: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var cfg *config.Config
+	var err error
+	if cmd == "lookup" && !flagSet(fs, "config") {
+		if _, statErr := os.Stat(*cfgPath); statErr != nil {
+			cfg, err = config.Parse("(defaults)", nil)
+		} else {
+			cfg, err = config.Load(*cfgPath)
+		}
+	} else {
+		cfg, err = config.Load(*cfgPath)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "danemilter:", err)
+		return 2
+	}
+	switch cmd {
+	case "check-config":
+		fmt.Fprintf(stdout, "# %s: configuration is valid; effective values:\n%s", *cfgPath, cfg)
+		return 0
+	case "lookup":
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "danemilter lookup: want exactly one address")
+			return 2
+		}
+		return runLookup(cfg, fs.Arg(0), stdout, stderr)
+	}
+	logger, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "danemilter:", err)
+		return 2
+	}
+	if err := serve(cfg, logger); err != nil {
+		logger.Error("exiting", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// newResolver builds the validating stub resolver and its cache from cfg.
+func newResolver(cfg *config.Config, logger *slog.Logger) (dane.Resolver, error) {
+	stub, err := dane.NewStub(dane.StubOptions{
+		Servers: cfg.DNS.Resolvers,
+		Trusted: cfg.DNS.Trusted,
+		Timeout: time.Duration(cfg.DNS.Timeout),
+		Logger:  logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dane.NewCache(stub, dane.CacheOptions{MaxEntries: cfg.DNS.CacheSize}), nil
+}
+
+
+
+

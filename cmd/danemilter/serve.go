@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/danemilter/danemilter/config"
+	"github.com/danemilter/danemilter/milter"
+)
+
+// serve runs the daemon until SIGTERM or SIGINT. The first signal stops
+// accepting connections and waits up to timeouts.shutdown for in-flight
+// messages; a second signal, or the timeout, closes the rest (the MTA then
+// applies milter_default_action, tempfail, so no message is lost).
+func serve(cfg *config.Config, logger *slog.Logger) error {
+	resolver, err := newResolver(cfg, logger)
+	if err != nil {
+		return err
+	}
+	srv, err := milter.NewServer(milter.Options{
+		Logger:             logger,
+		Resolver:           resolver,
+		Levels:             cfg.Levels,
+		IsLocal:            cfg.IsLocal,
+		LowercaseLocalPart: cfg.DNS.LowercaseLocalPart,
+		MaxMessageSize:     int64(cfg.MaxMessageSize),
+		MemoryThreshold:    int64(cfg.MemoryThreshold),
+		SpoolDir:           cfg.SpoolDir,
+		MessageTimeout:     time.Duration(cfg.Timeouts.Message),
+		DryRun:             cfg.DryRun,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	logger.Info("listening", "version", version, "listen", cfg.Listen, "resolvers", cfg.DNS.Resolvers, "default_policy", cfg.Levels.Default().String(), "local_domains", cfg.LocalDomains, "dry_run", cfg.DryRun)
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, gomilter.ErrServerClosed) {
+				return fmt.Errorf("serve: %w", err)
+			}
+			return nil
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				logger.Info("SIGHUP received; nothing to reload in this version")
+				continue
+			}
+			logger.Info("shutting down; draining in-flight messages", "signal", sig.String(), "timeout", time.Duration(cfg.Timeouts.Shutdown).String())
+			return shutdown(srv, sigs, time.Duration(cfg.Timeouts.Shutdown), logger, cfg)
+		}
+	}
+}
+
+func shutdown(srv *gomilter.Server, sigs <-chan os.Signal, timeout time.Duration, logger *slog.Logger, cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-sigs:
+			logger.Warn("second signal; closing connections now", "signal", sig.String())
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := srv.Shutdown(ctx)
+	if cfg.Network == "unix" {
+		_ = os.Remove(cfg.Address)
+	}
+	if err != nil {
+		logger.Warn("shutdown did not drain every connection", "err", err)
+		return nil
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// listen opens the milter socket. A stale Unix socket left by a crash is
+// removed; any other file at that path is an error.
+func listen(cfg *config.Config) (net.Listener, error) {
+	if cfg.Network != "unix" {
+		return net.Listen(cfg.Network, cfg.Address)
+	}
+	if fi, err := os.Lstat(cfg.Address); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen %s: exists and is not a socket", cfg.Address)
+		}
+		if c, err := net.Dial("unix", cfg.Address); err == nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("listen %s: another process is listening there", cfg.Address)
+		}
+		if err := os.Remove(cfg.Address); err != nil {
+			return nil, fmt.Errorf("listen %s: remove stale socket: %w", cfg.Address, err)
+		}
+	}
+	ln, err := net.Listen("unix", cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(cfg.Address, cfg.FileMode); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", cfg.Address, err)
+	}
+	return ln, nil
+}

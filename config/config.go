@@ -1,0 +1,432 @@
+// Package config loads and validates danemilter's TOML configuration file.
+//
+// Every key has a documented default, so an empty file is a valid configuration
+// that listens on inet:127.0.0.1:10025, asks the validating resolver on
+// 127.0.0.1:53 and applies policy level "dane" to every remote recipient.
+// Load rejects unknown keys, values of the wrong type and values out of range
+// with an error that names the key and, where the TOML parser knows it, the
+// line. The sample file deploy/danemilter.toml documents each key; a test
+// loads it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/danemilter/danemilter/policy"
+)
+
+// ErrInvalid is wrapped by every validation error Load returns.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is the whole configuration file. The zero value of every field means
+// "use the documented default"; Load fills the defaults in.
+type Config struct {
+	// Listen is the milter socket, written as in Postfix's main.cf
+	// ("unix:/path", "inet:host:port") or Sendmail's .mc ("local:/path",
+	// "inet:port@host", "inet6:port@host"). Default inet:127.0.0.1:10025.
+	Listen string `toml:"listen"`
+	// SocketMode is the octal file mode of a Unix socket. Default "0660".
+	SocketMode string `toml:"socket_mode"`
+	// LocalDomains are the domains whose recipients are delivered here; mail
+	// to them is never encrypted by the outbound path. Subdomains are not
+	// included unless listed with a leading dot (".example.org").
+	LocalDomains []string `toml:"local_domains"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `toml:"log_level"`
+	// LogFormat is text (default, logfmt-like) or json.
+	LogFormat string `toml:"log_format"`
+	// MaxMessageSize is the largest message (headers and body) that is
+	// encrypted. Larger messages are rejected with 552 5.3.4 unless every
+	// recipient's policy allows plaintext. Default 64MiB.
+	MaxMessageSize ByteSize `toml:"max_message_size"`
+	// MemoryThreshold is the body size held in memory before the body is
+	// spooled to a file in SpoolDir. Default 1MiB.
+	MemoryThreshold ByteSize `toml:"memory_threshold"`
+	// SpoolDir holds spooled bodies; default the system temporary directory.
+	SpoolDir string `toml:"spool_dir"`
+	// DryRun logs decisions and adds the trace header, but never changes or
+	// refuses a message.
+	DryRun bool `toml:"dry_run"`
+
+	DNS      DNS      `toml:"dns"`
+	Timeouts Timeouts `toml:"timeouts"`
+	Policy   Policy   `toml:"policy"`
+
+	// Network and Address are Listen parsed for net.Listen.
+	Network string `toml:"-"`
+	Address string `toml:"-"`
+	// FileMode is SocketMode parsed.
+	FileMode os.FileMode `toml:"-"`
+	// Levels is Policy parsed.
+	Levels *policy.Table `toml:"-"`
+}
+
+// DNS configures the resolver that validates DNSSEC.
+type DNS struct {
+	// Resolvers are validating resolvers tried in order, as host:port or
+	// [v6]:port; a bare IP means port 53. Default ["127.0.0.1:53"].
+	Resolvers []string `toml:"resolvers"`
+	// Trusted says that the path to resolvers that are not on loopback is
+	// protected (IPsec, a private link), so their AD bit may be believed.
+	// Without it a non-loopback resolver is refused at load time.
+	Trusted bool `toml:"trusted"`
+	// Timeout bounds one query to one resolver. Default 5s.
+	Timeout Duration `toml:"timeout"`
+	// LowercaseLocalPart hashes the lowercased local part for owner names
+	// (as hash-slinger does) instead of the local part as written (RFC 8162
+	// §3, RFC 7929 §3). Default false.
+	LowercaseLocalPart bool `toml:"lowercase_local_part"`
+	// CacheSize is the most lookup results kept. Default 10000.
+	CacheSize int `toml:"cache_size"`
+}
+
+// Timeouts bound the daemon's work.
+type Timeouts struct {
+	// Message bounds the work on one message from MAIL FROM to the end of
+	// the message, DNS lookups included. Default 120s.
+	Message Duration `toml:"message"`
+	// Shutdown is how long SIGTERM waits for in-flight messages. Default 30s.
+	Shutdown Duration `toml:"shutdown"`
+}
+
+// Policy is the per-recipient encryption policy.
+type Policy struct {
+	// Default level for recipients no entry matches: none, may, dane
+	// (default) or encrypt.
+	Default string `toml:"default"`
+	// Recipients maps a domain ("example.com"), a parent domain covering
+	// its subdomains (".example.com") or a full address to a level. The most
+	// specific entry wins: address, domain, then the nearest parent.
+	Recipients map[string]string `toml:"recipients"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s").
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration like \"5s\" or \"2m\": %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// ByteSize is a size in bytes, written as an integer or with a unit: "512KiB",
+// "25MB", "1GiB" (KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024).
+type ByteSize int64
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *ByteSize) UnmarshalText(b []byte) error {
+	v, err := ParseByteSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s ByteSize) MarshalText() ([]byte, error) {
+	v := int64(s)
+	for _, u := range []struct {
+		name string
+		n    int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if v != 0 && v%u.n == 0 {
+			return []byte(strconv.FormatInt(v/u.n, 10) + u.name), nil
+		}
+	}
+	return []byte(strconv.FormatInt(v, 10)), nil
+}
+
+// ParseByteSize parses "123", "64KiB", "25MB" and the like.
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("not a size like \"25MiB\" or \"1048576\": %q", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// Defaults.
+const (
+	DefaultListen          = "inet:127.0.0.1:10025"
+	DefaultSocketMode      = "0660"
+	DefaultMaxMessageSize  = 64 << 20
+	DefaultMemoryThreshold = 1 << 20
+	DefaultDNSTimeout      = 5 * time.Second
+	DefaultCacheSize       = 10000
+	DefaultMessageTimeout  = 120 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// Load reads, parses and validates the file at path. Errors wrap ErrInvalid
+// (for a value that parses but is not allowed) or are TOML decode errors
+// rewritten to name the file, line and key.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse is Load for a file already read; name is used in errors.
+func Parse(name string, b []byte) (*Config, error) {
+	var c Config
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, decodeError(name, err)
+	}
+	if err := c.setDefaults(); err != nil {
+		return nil, fmt.Errorf("config: %s: %w", name, err)
+	}
+	return &c, nil
+}
+
+func decodeError(name string, err error) error {
+	var sme *toml.StrictMissingError
+	if errors.As(err, &sme) && len(sme.Errors) > 0 {
+		var msgs []string
+		for _, e := range sme.Errors {
+			row, _ := e.Position()
+			msgs = append(msgs, fmt.Sprintf("%s:%d: unknown key %q", name, row, strings.Join(e.Key(), ".")))
+		}
+		return fmt.Errorf("config: %s", strings.Join(msgs, "; "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		key := strings.Join(de.Key(), ".")
+		if key != "" {
+			return fmt.Errorf("config: %s:%d:%d: key %q: %s", name, row, col, key, de.Error())
+		}
+		return fmt.Errorf("config: %s:%d:%d: %s", name, row, col, de.Error())
+	}
+	return fmt.Errorf("config: %s: %w", name, err)
+}
+
+func invalid(key, format string, args ...any) error {
+	return fmt.Errorf("%w: key %q: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+}
+
+func (c *Config) setDefaults() error {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	network, address, err := ParseListen(c.Listen)
+	if err != nil {
+		return invalid("listen", "%v", err)
+	}
+	c.Network, c.Address = network, address
+	if c.SocketMode == "" {
+		c.SocketMode = DefaultSocketMode
+	}
+	mode, err := strconv.ParseUint(c.SocketMode, 8, 32)
+	if err != nil || mode > 0o777 {
+		return invalid("socket_mode", "want an octal mode like \"0660\", got %q", c.SocketMode)
+	}
+	c.FileMode = os.FileMode(mode)
+
+	for i, d := range c.LocalDomains {
+		n, err := normalizeDomain(strings.TrimPrefix(d, "."))
+		if err != nil {
+			return invalid("local_domains", "entry %d: %v", i+1, err)
+		}
+		if strings.HasPrefix(d, ".") {
+			n = "." + n
+		}
+		c.LocalDomains[i] = n
+	}
+
+	switch c.LogLevel {
+	case "":
+		c.LogLevel = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		return invalid("log_level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "":
+		c.LogFormat = "text"
+	case "text", "json":
+	default:
+		return invalid("log_format", "want text or json, got %q", c.LogFormat)
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MemoryThreshold == 0 {
+		c.MemoryThreshold = DefaultMemoryThreshold
+	}
+	if c.MemoryThreshold > c.MaxMessageSize {
+		c.MemoryThreshold = c.MaxMessageSize
+	}
+	if c.SpoolDir != "" {
+		if fi, err := os.Stat(c.SpoolDir); err != nil || !fi.IsDir() {
+			return invalid("spool_dir", "%q is not a directory", c.SpoolDir)
+		}
+	}
+
+	if len(c.DNS.Resolvers) == 0 {
+		c.DNS.Resolvers = []string{"127.0.0.1:53"}
+	}
+	for i, r := range c.DNS.Resolvers {
+		hp, loopback, err := parseResolver(r)
+		if err != nil {
+			return invalid("dns.resolvers", "entry %d: %v", i+1, err)
+		}
+		if !loopback && !c.DNS.Trusted {
+			return invalid("dns.resolvers", "entry %d: %s is not on loopback; its AD bit could be forged on the way, so it is refused unless dns.trusted = true says the path is protected", i+1, r)
+		}
+		c.DNS.Resolvers[i] = hp
+	}
+	if c.DNS.Timeout == 0 {
+		c.DNS.Timeout = Duration(DefaultDNSTimeout)
+	}
+	if c.DNS.CacheSize == 0 {
+		c.DNS.CacheSize = DefaultCacheSize
+	}
+	if c.DNS.CacheSize < 0 {
+		return invalid("dns.cache_size", "must not be negative")
+	}
+	if c.Timeouts.Message == 0 {
+		c.Timeouts.Message = Duration(DefaultMessageTimeout)
+	}
+	if c.Timeouts.Shutdown == 0 {
+		c.Timeouts.Shutdown = Duration(DefaultShutdownTimeout)
+	}
+
+	if c.Policy.Default == "" {
+		c.Policy.Default = policy.LevelDane.String()
+	}
+	def, err := policy.ParseLevel(c.Policy.Default)
+	if err != nil {
+		return invalid("policy.default", "%v", err)
+	}
+	t := policy.NewTable(def)
+	for k, v := range c.Policy.Recipients {
+		l, err := policy.ParseLevel(v)
+		if err != nil {
+			return invalid("policy.recipients."+k, "%v", err)
+		}
+		if err := t.Set(k, l); err != nil {
+			return invalid("policy.recipients."+k, "%v", err)
+		}
+	}
+	c.Levels = t
+	return nil
+}
+
+// IsLocal reports whether domain (lowercase, no trailing dot) is one of the
+// local domains.
+func (c *Config) IsLocal(domain string) bool {
+	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
+	for _, d := range c.LocalDomains {
+		if d == domain || (strings.HasPrefix(d, ".") && strings.HasSuffix(domain, d)) {
+			return true
+		}
+	}
+	return false
+}
+
+func normalizeDomain(d string) (string, error) {
+	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	if d == "" || strings.ContainsAny(d, " @/\\:") || strings.Contains(d, "..") {
+		return "", fmt.Errorf("%q is not a domain name", d)
+	}
+	return d, nil
+}
+
+// parseResolver accepts "ip", "ip:port", "[v6]:port" and returns host:port and
+// whether the address is on loopback.
+func parseResolver(s string) (string, bool, error) {
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return net.JoinHostPort(ip.String(), "53"), ip.IsLoopback(), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return "", false, fmt.Errorf("%q is not an IP address with optional port (host names are not allowed: resolving them would need DNS)", s)
+	}
+	return ap.String(), ap.Addr().IsLoopback(), nil
+}
+
+// ParseListen turns a socket specification as written in Postfix's main.cf
+// or Sendmail's .mc file into arguments for net.Listen:
+//
+//	unix:/path, local:/path, /path   -> ("unix", "/path")
+//	inet:host:port, inet:[v6]:port   -> ("tcp", "host:port")   (Postfix)
+//	inet:port@host, inet6:port@host  -> ("tcp", "host:port")   (Sendmail)
+//	inet:port                        -> ("tcp", ":port")
+func ParseListen(s string) (network, address string, err error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		if strings.HasPrefix(s, "/") {
+			return "unix", s, nil
+		}
+		return "", "", fmt.Errorf("%q: want unix:/path, local:/path, inet:host:port or inet:port@host", s)
+	}
+	switch strings.ToLower(scheme) {
+	case "unix", "local":
+		if rest == "" || !strings.HasPrefix(rest, "/") {
+			return "", "", fmt.Errorf("%q: socket path must be absolute", s)
+		}
+		return "unix", rest, nil
+	case "inet", "inet6", "tcp":
+		var host, port string
+		if p, h, ok := strings.Cut(rest, "@"); ok { // Sendmail: port@host
+			host, port = h, p
+		} else if h, p, err := net.SplitHostPort(rest); err == nil { // Postfix: host:port
+			host, port = h, p
+		} else {
+			port = rest
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 0 || n > 65535 {
+			return "", "", fmt.Errorf("%q: bad port %q", s, port)
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		return "tcp", net.JoinHostPort(host, port), nil
+	}
+	return "", "", fmt.Errorf("%q: unknown socket type %q", s, scheme)
+}
+
+// String renders the effective configuration as TOML.
+func (c *Config) String() string {
+	b, err := toml.Marshal(c)
+	if err != nil {
+		return "# cannot render: " + err.Error()
+	}
+	return string(b)
+}

@@ -1,0 +1,162 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/danemilter/danemilter/policy"
+)
+
+func TestSampleConfigLoads(t *testing.T) {
+	c, err := Load(filepath.Join("..", "deploy", "danemilter.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Network != "tcp" || c.Address != "127.0.0.1:10025" || c.FileMode != 0o660 {
+		t.Errorf("listen parsed as %s %s %o", c.Network, c.Address, c.FileMode)
+	}
+	if got := c.Levels.Lookup("bob@partner.example"); got.Level != policy.LevelEncrypt {
+		t.Errorf("partner.example level = %v", got)
+	}
+	if got := c.Levels.Lookup("postmaster@partner.example"); got.Level != policy.LevelNone {
+		t.Errorf("postmaster level = %v", got)
+	}
+	if !c.IsLocal("Example.ORG") || c.IsLocal("sub.example.org") {
+		t.Errorf("IsLocal wrong")
+	}
+	// The sample documents the defaults: an empty file must give the same values.
+	d, err := Parse("empty", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.MaxMessageSize != c.MaxMessageSize || d.MemoryThreshold != c.MemoryThreshold ||
+		d.DNS.Timeout != c.DNS.Timeout || d.Timeouts != c.Timeouts || d.DNS.CacheSize != c.DNS.CacheSize ||
+		d.LogLevel != c.LogLevel || d.LogFormat != c.LogFormat || d.Policy.Default != c.Policy.Default {
+		t.Errorf("sample config and defaults disagree:\n%s\n---\n%s", c, d)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("empty", []byte(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != DefaultListen || c.Network != "tcp" || c.Address != "127.0.0.1:10025" {
+		t.Errorf("listen = %q %q %q", c.Listen, c.Network, c.Address)
+	}
+	if time.Duration(c.DNS.Timeout) != 5*time.Second || c.DNS.Resolvers[0] != "127.0.0.1:53" {
+		t.Errorf("dns = %+v", c.DNS)
+	}
+	if c.Levels.Default() != policy.LevelDane {
+		t.Errorf("default level %v", c.Levels.Default())
+	}
+	if !strings.Contains(c.String(), `listen = 'inet:127.0.0.1:10025'`) {
+		t.Errorf("String() = %s", c)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []string // substrings of the error
+	}{
+		{"unknown key", "listen = \"inet:127.0.0.1:1\"\nlisten_adress = \"x\"\n", []string{"t.toml:2", `unknown key "listen_adress"`}},
+		{"unknown nested key", "[dns]\nresolver = [\"127.0.0.1\"]\n", []string{"t.toml:2", `"dns.resolver"`}},
+		{"wrong type", "[dns]\ncache_size = \"big\"\n", []string{"t.toml:2", "cache_size"}},
+		{"syntax", "listen = \n", []string{"t.toml:1"}},
+		{"bad duration", "[dns]\ntimeout = \"5 parsecs\"\n", []string{"t.toml:2", "timeout", "duration"}},
+		{"bad size", "max_message_size = \"lots\"\n", []string{"max_message_size", "size"}},
+		{"bad listen", "listen = \"tcp6:foo\"\n", []string{`"listen"`, "unknown socket type"}},
+		{"relative unix", "listen = \"unix:sock\"\n", []string{`"listen"`, "absolute"}},
+		{"bad port", "listen = \"inet:99999@127.0.0.1\"\n", []string{`"listen"`, "bad port"}},
+		{"bad mode", "socket_mode = \"rw\"\n", []string{"socket_mode"}},
+		{"bad level", "log_level = \"loud\"\n", []string{"log_level"}},
+		{"bad format", "log_format = \"xml\"\n", []string{"log_format"}},
+		{"remote resolver", "[dns]\nresolvers = [\"192.0.2.1\"]\n", []string{"dns.resolvers", "not on loopback", "dns.trusted"}},
+		{"host name resolver", "[dns]\nresolvers = [\"localhost:53\"]\n", []string{"dns.resolvers", "not an IP"}},
+		{"bad policy default", "[policy]\ndefault = \"always\"\n", []string{"policy.default", "always"}},
+		{"bad policy entry", "[policy.recipients]\n\"x.example\" = \"maybe\"\n", []string{"policy.recipients.x.example", "maybe"}},
+		{"bad policy key", "[policy.recipients]\n\"@x.example\" = \"may\"\n", []string{"policy.recipients.@x.example"}},
+		{"spool dir missing", "spool_dir = \"/nonexistent/dir\"\n", []string{"spool_dir"}},
+		{"bad local domain", "local_domains = [\"a b\"]\n", []string{"local_domains", "entry 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.toml", []byte(tt.in))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestInvalidIsErrInvalid(t *testing.T) {
+	_, err := Parse("t.toml", []byte("log_level = \"loud\"\n"))
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("err = %v, want ErrInvalid", err)
+	}
+}
+
+func TestAccepted(t *testing.T) {
+	tests := []struct {
+		in      string
+		network string
+		address string
+	}{
+		{`listen = "unix:/tmp/x.sock"`, "unix", "/tmp/x.sock"},
+		{`listen = "local:/tmp/x.sock"`, "unix", "/tmp/x.sock"},
+		{`listen = "/tmp/x.sock"`, "unix", "/tmp/x.sock"},
+		{`listen = "inet:127.0.0.1:8891"`, "tcp", "127.0.0.1:8891"},
+		{`listen = "inet:8891@127.0.0.1"`, "tcp", "127.0.0.1:8891"},
+		{`listen = "inet6:8891@[::1]"`, "tcp", "[::1]:8891"},
+		{`listen = "inet:[::1]:8891"`, "tcp", "[::1]:8891"},
+		{`listen = "inet:8891"`, "tcp", ":8891"},
+	}
+	for _, tt := range tests {
+		c, err := Parse("t", []byte(tt.in))
+		if err != nil {
+			t.Errorf("%s: %v", tt.in, err)
+			continue
+		}
+		if c.Network != tt.network || c.Address != tt.address {
+			t.Errorf("%s: got %s %s, want %s %s", tt.in, c.Network, c.Address, tt.network, tt.address)
+		}
+	}
+	c, err := Parse("t", []byte("[dns]\nresolvers = [\"192.0.2.1\", \"::1\"]\ntrusted = true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DNS.Resolvers[0] != "192.0.2.1:53" || c.DNS.Resolvers[1] != "[::1]:53" {
+		t.Errorf("resolvers = %v", c.DNS.Resolvers)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"0": 0, "1024": 1024, "64KiB": 64 << 10, "25MB": 25e6, "1GiB": 1 << 30, "5 MiB": 5 << 20} {
+		got, err := ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MB", "MB", "12XB"} {
+		if _, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", in)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v", err)
+	}
+}

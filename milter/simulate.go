@@ -1,0 +1,178 @@
+package milter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/d--j/go-milter"
+)
+
+// SimResult is what an MTA would do with a message after the milter ran.
+type SimResult struct {
+	// Rcpts holds the reply to each RCPT TO (nil when accepted).
+	Rcpts []*milter.Action
+	// Final is the reply at end of message.
+	Final *milter.Action
+	// Message is the message as the MTA would deliver it, with the milter's
+	// header and body changes applied (only meaningful when Final accepts).
+	Message []byte
+	// Modifications are the raw changes the milter asked for.
+	Modifications []milter.ModifyAction
+}
+
+// Simulate plays an MTA: it sends one message (raw RFC 5322 bytes with CRLF
+// line ends) through the milter at network/address, applies the changes the
+// milter asks for the way Postfix does, and returns the outcome. The demo and
+// the tests use it; it is not needed to run the daemon.
+func Simulate(network, address, queueID, from string, rcpts []string, msg []byte) (*SimResult, error) {
+	hdrs, body, err := splitMessage(msg)
+	if err != nil {
+		return nil, err
+	}
+	client := milter.NewClient(network, address, milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}))
+	macros := milter.NewMacroBag()
+	macros.Set(milter.MacroQueueId, queueID)
+	s, err := client.Session(macros)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	res := &SimResult{}
+	check := func(act *milter.Action, err error) (bool, error) {
+		if err != nil {
+			return false, err
+		}
+		if act.StopProcessing() {
+			res.Final = act
+			return false, nil
+		}
+		return true, nil
+	}
+	if ok, err := check(s.Mail(from, "")); !ok {
+		return res, err
+	}
+	accepted := 0
+	for _, r := range rcpts {
+		act, err := s.Rcpt(r, "")
+		if err != nil {
+			return nil, err
+		}
+		if act.StopProcessing() {
+			res.Rcpts = append(res.Rcpts, act)
+			continue
+		}
+		res.Rcpts = append(res.Rcpts, nil)
+		accepted++
+	}
+	if accepted == 0 {
+		return res, nil
+	}
+	if ok, err := check(s.DataStart()); !ok {
+		return res, err
+	}
+	lead := s.ProtocolOption(milter.OptHeaderLeadingSpace)
+	for _, h := range hdrs {
+		v := h.value
+		if !lead {
+			v = strings.TrimPrefix(v, " ")
+		}
+		if ok, err := check(s.HeaderField(h.name, strings.ReplaceAll(v, "\r\n", "\n"), nil)); !ok {
+			return res, err
+		}
+	}
+	if ok, err := check(s.HeaderEnd()); !ok {
+		return res, err
+	}
+	mods, act, err := s.BodyReadFrom(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	res.Final, res.Modifications = act, mods
+	res.Message = apply(hdrs, body, mods, lead)
+	return res, nil
+}
+
+// splitMessage splits raw message bytes into header fields (values kept as
+// written, folding included, without the final CRLF) and body.
+func splitMessage(msg []byte) ([]field, []byte, error) {
+	i := bytes.Index(msg, []byte("\r\n\r\n"))
+	var head, body []byte
+	if i < 0 {
+		if !bytes.HasSuffix(msg, []byte("\r\n")) {
+			return nil, nil, errors.New("message has no header/body separator")
+		}
+		head = msg
+	} else {
+		head, body = msg[:i+2], msg[i+4:]
+	}
+	var fields []field
+	for _, line := range strings.SplitAfter(string(head), "\r\n") {
+		if line == "" {
+			continue
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
+			fields[len(fields)-1].value += line
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, nil, fmt.Errorf("malformed header line %q", strings.TrimSpace(line))
+		}
+		fields = append(fields, field{name, value})
+	}
+	for i := range fields {
+		fields[i].value = strings.TrimSuffix(fields[i].value, "\r\n")
+	}
+	return fields, body, nil
+}
+
+// apply performs header and body modifications as Postfix does: deletions
+// remove the field (shifting later indices), additions append.
+func apply(hdrs []field, body []byte, mods []milter.ModifyAction, lead bool) []byte {
+	hs := append([]field(nil), hdrs...)
+	var newBody []byte
+	replaced := false
+	for _, m := range mods {
+		switch m.Type {
+		case milter.ActionAddHeader:
+			hs = append(hs, field{m.HeaderName, addLead(m.HeaderValue, lead)})
+		case milter.ActionChangeHeader:
+			n := 0
+			for i := range hs {
+				if strings.EqualFold(hs[i].name, m.HeaderName) {
+					n++
+					if n == int(m.HeaderIndex) {
+						if m.HeaderValue == "" {
+							hs = append(hs[:i], hs[i+1:]...)
+						} else {
+							hs[i].value = addLead(m.HeaderValue, lead)
+						}
+						break
+					}
+				}
+			}
+		case milter.ActionReplaceBody:
+			replaced = true
+			newBody = append(newBody, m.Body...)
+		}
+	}
+	if replaced {
+		body = newBody
+	}
+	var b bytes.Buffer
+	for _, h := range hs {
+		b.WriteString(h.name + ":" + strings.ReplaceAll(strings.ReplaceAll(h.value, "\r\n", "\n"), "\n", "\r\n") + "\r\n")
+	}
+	b.WriteString("\r\n")
+	b.Write(body)
+	return b.Bytes()
+}
+
+func addLead(v string, lead bool) string {
+	if lead {
+		return v
+	}
+	return " " + v
+}

@@ -1,0 +1,226 @@
+// Package policy decides, per recipient and per message, what danemilter does
+// with the outcome of a DNS key lookup.
+//
+// The levels mirror Postfix's TLS security levels (postconf(5)
+// smtp_tls_security_level), so operators know them at once:
+//
+//	none     never encrypt.
+//	may      encrypt when a DNSSEC-secure, usable key exists; otherwise send
+//	         in clear, whatever the reason (opportunistic).
+//	dane     like may, but a lookup that failed validation (bogus) or could not
+//	         be completed (SERVFAIL, timeout) defers the message: an attacker
+//	         who breaks DNS must not cause a downgrade to plaintext. This is
+//	         the default.
+//	encrypt  mandatory: without a secure, usable key the recipient is refused.
+//
+// RFC 8162 §6 and RFC 7929 §7 require that only DNSSEC-secure records are
+// used; "insecure" (an unsigned zone) is therefore never a key, and
+// "bogus" is never "no record".
+//
+// The functions here are pure: no DNS, no crypto, no milter. Decide maps one
+// (level, outcome) pair to an Action; Combine folds the decisions of all
+// recipients of a message into one plan.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Level is a recipient's encryption policy level.
+type Level int
+
+// The levels, weakest first.
+const (
+	LevelNone Level = iota
+	LevelMay
+	LevelDane
+	LevelEncrypt
+)
+
+// ErrBadLevel is returned by ParseLevel for an unknown name.
+var ErrBadLevel = errors.New("policy: unknown level")
+
+var levelNames = [...]string{"none", "may", "dane", "encrypt"}
+
+func (l Level) String() string {
+	if l < 0 || int(l) >= len(levelNames) {
+		return fmt.Sprintf("level(%d)", int(l))
+	}
+	return levelNames[l]
+}
+
+// ParseLevel parses none, may, dane or encrypt.
+func ParseLevel(s string) (Level, error) {
+	for i, n := range levelNames {
+		if strings.EqualFold(s, n) {
+			return Level(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w %q (want none, may, dane or encrypt)", ErrBadLevel, s)
+}
+
+// Outcome is what a key lookup established about a recipient.
+type Outcome int
+
+// The outcomes of a lookup, as far as policy cares.
+const (
+	// Indeterminate: SERVFAIL without a DNSSEC error, timeout, resolver
+	// unreachable. Retrying may help.
+	Indeterminate Outcome = iota
+	// Usable: a DNSSEC-secure record yielded at least one usable key.
+	Usable
+	// NoKey: DNSSEC proves there is no record (secure denial), or the secure
+	// records hold no usable key (expired, wrong address, unsupported).
+	NoKey
+	// Insecure: the zone is not signed; nothing can be trusted.
+	Insecure
+	// Bogus: DNSSEC validation failed — an attack or a broken zone.
+	Bogus
+)
+
+var outcomeNames = [...]string{"indeterminate", "usable", "no-key", "insecure", "bogus"}
+
+func (o Outcome) String() string {
+	if o < 0 || int(o) >= len(outcomeNames) {
+		return fmt.Sprintf("outcome(%d)", int(o))
+	}
+	return outcomeNames[o]
+}
+
+// Action is what happens to one recipient, or to a whole message.
+type Action int
+
+// The actions.
+const (
+	Plain    Action = iota // deliver unchanged
+	Encrypt                // deliver encrypted
+	Reject                 // refuse permanently (5.7.x)
+	TempFail               // refuse temporarily (4.x.x), the MTA retries
+)
+
+var actionNames = [...]string{"plain", "encrypt", "reject", "tempfail"}
+
+func (a Action) String() string {
+	if a < 0 || int(a) >= len(actionNames) {
+		return fmt.Sprintf("action(%d)", int(a))
+	}
+	return actionNames[a]
+}
+
+// Decision is the verdict for one recipient.
+type Decision struct {
+	Action Action
+	// Required is true when plaintext is forbidden for this recipient (level
+	// encrypt): a message that cannot be encrypted for it must not reach it.
+	Required bool
+	// Code and Status are the SMTP reply code and enhanced status code
+	// (RFC 3463) for Reject and TempFail.
+	Code   int
+	Status string
+	// Reason is a short, generic explanation fit for an SMTP reply.
+	Reason string
+}
+
+// Decide applies the policy table (README "Policy") to one recipient.
+func Decide(level Level, outcome Outcome) Decision {
+	if level == LevelNone {
+		return Decision{Action: Plain, Reason: "policy none"}
+	}
+	if outcome == Usable {
+		return Decision{Action: Encrypt, Required: level == LevelEncrypt, Reason: "secure key"}
+	}
+	switch level {
+	case LevelMay:
+		return Decision{Action: Plain, Reason: "no secure key (" + outcome.String() + "), policy may"}
+	case LevelDane:
+		switch outcome {
+		case Bogus:
+			// RFC 3463 §3.8: X.7.5 cryptographic failure.
+			return Decision{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "recipient key lookup failed DNSSEC validation"}
+		case Indeterminate:
+			// RFC 3463 §3.5: X.4.3 directory server failure.
+			return Decision{Action: TempFail, Code: 451, Status: "4.4.3", Reason: "recipient key lookup failed temporarily"}
+		}
+		return Decision{Action: Plain, Reason: "no secure key (" + outcome.String() + "), policy dane"}
+	}
+	// LevelEncrypt (and any unknown level: fail closed).
+	switch outcome {
+	case Bogus:
+		return Decision{Action: TempFail, Required: true, Code: 451, Status: "4.7.5", Reason: "recipient key lookup failed DNSSEC validation"}
+	case Indeterminate:
+		return Decision{Action: TempFail, Required: true, Code: 451, Status: "4.4.3", Reason: "recipient key lookup failed temporarily"}
+	case Insecure:
+		// RFC 3463 §3.8: X.7.10? is not registered; X.7.5 is the closest
+		// registered code for "encryption required but not possible".
+		return Decision{Action: Reject, Required: true, Code: 550, Status: "5.7.5", Reason: "encryption required but recipient domain is not DNSSEC-signed"}
+	}
+	return Decision{Action: Reject, Required: true, Code: 550, Status: "5.7.5", Reason: "encryption required but recipient has no usable key"}
+}
+
+// Recipient is one recipient's decision as input to Combine.
+type Recipient struct {
+	Address  string
+	Local    bool // local recipients never get an encrypted copy
+	Decision Decision
+}
+
+// Plan is the verdict for a whole message.
+type Plan struct {
+	Action Action
+	Code   int
+	Status string
+	Reason string
+}
+
+// Combine folds per-recipient decisions into one plan for the message.
+//
+// Rules that no configuration can break (README "Policy"):
+//   - a message is never passed in clear to a recipient whose decision
+//     requires encryption;
+//   - a message is never encrypted unless every recipient can read it;
+//   - any temporary failure defers the whole message, so nothing is lost.
+//
+// Until split delivery exists, a message with some recipients that can be
+// encrypted to and some that cannot is sent in clear when every recipient's
+// policy allows it, and deferred otherwise.
+func Combine(rcpts []Recipient) Plan {
+	if len(rcpts) == 0 {
+		return Plan{Action: Plain, Reason: "no recipients"}
+	}
+	var encrypt, required, reject, plain int
+	var firstReject *Decision
+	for i := range rcpts {
+		d := &rcpts[i].Decision
+		switch {
+		case d.Action == TempFail:
+			return Plan{Action: TempFail, Code: d.Code, Status: d.Status, Reason: d.Reason}
+		case d.Action == Reject:
+			reject++
+			if firstReject == nil {
+				firstReject = d
+			}
+		case rcpts[i].Local || d.Action == Plain:
+			plain++
+		case d.Action == Encrypt:
+			encrypt++
+		}
+		if d.Required {
+			required++
+		}
+	}
+	if reject > 0 {
+		return Plan{Action: Reject, Code: firstReject.Code, Status: firstReject.Status, Reason: firstReject.Reason}
+	}
+	if plain == 0 {
+		return Plan{Action: Encrypt, Reason: fmt.Sprintf("all %d recipients have secure keys", encrypt)}
+	}
+	if required > 0 {
+		return Plan{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "encryption required for some recipients but not possible for all; send separately"}
+	}
+	if encrypt > 0 {
+		return Plan{Action: Plain, Reason: fmt.Sprintf("%d of %d recipients lack a secure key; sent in clear", plain, len(rcpts))}
+	}
+	return Plan{Action: Plain, Reason: "no recipient has a secure key"}
+}

@@ -1,0 +1,171 @@
+package policy
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestDecideTable(t *testing.T) {
+	// The README policy table, cell by cell.
+	type cell struct {
+		action   Action
+		status   string
+		required bool
+	}
+	P, E := cell{action: Plain}, cell{action: Encrypt}
+	table := map[Level]map[Outcome]cell{
+		LevelNone: {Usable: P, NoKey: P, Insecure: P, Bogus: P, Indeterminate: P},
+		LevelMay:  {Usable: E, NoKey: P, Insecure: P, Bogus: P, Indeterminate: P},
+		LevelDane: {Usable: E, NoKey: P, Insecure: P,
+			Bogus:         {action: TempFail, status: "4.7.5"},
+			Indeterminate: {action: TempFail, status: "4.4.3"}},
+		LevelEncrypt: {
+			Usable:        {action: Encrypt, required: true},
+			NoKey:         {action: Reject, status: "5.7.5", required: true},
+			Insecure:      {action: Reject, status: "5.7.5", required: true},
+			Bogus:         {action: TempFail, status: "4.7.5", required: true},
+			Indeterminate: {action: TempFail, status: "4.4.3", required: true}},
+	}
+	for level, row := range table {
+		for outcome, want := range row {
+			d := Decide(level, outcome)
+			if d.Action != want.action || d.Status != want.status || d.Required != want.required {
+				t.Errorf("Decide(%v, %v) = %+v, want %+v", level, outcome, d, want)
+			}
+			switch d.Action {
+			case Reject:
+				if d.Code/100 != 5 || d.Status[0] != '5' {
+					t.Errorf("Decide(%v, %v): reject with code %d %s", level, outcome, d.Code, d.Status)
+				}
+			case TempFail:
+				if d.Code/100 != 4 || d.Status[0] != '4' {
+					t.Errorf("Decide(%v, %v): tempfail with code %d %s", level, outcome, d.Code, d.Status)
+				}
+			}
+			if d.Reason == "" {
+				t.Errorf("Decide(%v, %v): no reason", level, outcome)
+			}
+		}
+	}
+	// An unknown level fails closed, like encrypt.
+	if d := Decide(Level(42), NoKey); d.Action != Reject {
+		t.Errorf("unknown level: %+v", d)
+	}
+}
+
+func TestCombine(t *testing.T) {
+	enc := Decision{Action: Encrypt, Reason: "secure key"}
+	encReq := Decision{Action: Encrypt, Required: true}
+	plain := Decision{Action: Plain}
+	tf := Decision{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "bogus"}
+	rej := Decision{Action: Reject, Code: 550, Status: "5.7.5", Reason: "no key", Required: true}
+	tests := []struct {
+		name  string
+		rcpts []Recipient
+		want  Action
+	}{
+		{"none", nil, Plain},
+		{"one keyed", []Recipient{{Address: "a", Decision: enc}}, Encrypt},
+		{"two keyed", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: encReq}}, Encrypt},
+		{"one plain", []Recipient{{Address: "a", Decision: plain}}, Plain},
+		{"keyed and unkeyed, both optional", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: plain}}, Plain},
+		{"keyed mandatory and unkeyed", []Recipient{{Address: "a", Decision: encReq}, {Address: "b", Decision: plain}}, TempFail},
+		{"keyed mandatory and local", []Recipient{{Address: "a", Decision: encReq}, {Address: "l", Local: true, Decision: plain}}, TempFail},
+		{"keyed and local", []Recipient{{Address: "a", Decision: enc}, {Address: "l", Local: true, Decision: plain}}, Plain},
+		{"tempfail wins over reject", []Recipient{{Address: "a", Decision: rej}, {Address: "b", Decision: tf}}, TempFail},
+		{"reject", []Recipient{{Address: "a", Decision: rej}, {Address: "b", Decision: enc}}, Reject},
+		{"tempfail", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: tf}}, TempFail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Combine(tt.rcpts)
+			if p.Action != tt.want {
+				t.Errorf("Combine = %+v, want %v", p, tt.want)
+			}
+			if (p.Action == Reject || p.Action == TempFail) && (p.Code == 0 || p.Status == "") {
+				t.Errorf("refusal without code: %+v", p)
+			}
+		})
+	}
+}
+
+// TestCombineNeverLeaks checks the invariants over every combination of up to
+// three recipients: no plaintext to a recipient that requires encryption, no
+// ciphertext unless every recipient can be encrypted to.
+func TestCombineNeverLeaks(t *testing.T) {
+	var all []Recipient
+	for l := LevelNone; l <= LevelEncrypt; l++ {
+		for o := Indeterminate; o <= Bogus; o++ {
+			all = append(all, Recipient{Address: l.String() + "/" + o.String(), Decision: Decide(l, o)})
+		}
+	}
+	all = append(all, Recipient{Address: "local", Local: true, Decision: Decision{Action: Plain}})
+	check := func(rs []Recipient) {
+		p := Combine(rs)
+		for _, r := range rs {
+			if p.Action == Plain && r.Decision.Required {
+				t.Fatalf("plaintext to %s which requires encryption: %+v", r.Address, rs)
+			}
+			if p.Action == Encrypt && (r.Local || r.Decision.Action != Encrypt) {
+				t.Fatalf("encrypted although %s cannot read it: %+v", r.Address, rs)
+			}
+		}
+	}
+	for i := range all {
+		for j := range all {
+			for k := range all {
+				check([]Recipient{all[i], all[j], all[k]})
+			}
+		}
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for _, s := range []string{"none", "may", "dane", "encrypt", "DANE"} {
+		if _, err := ParseLevel(s); err != nil {
+			t.Errorf("ParseLevel(%q): %v", s, err)
+		}
+	}
+	if _, err := ParseLevel("secure"); !errors.Is(err, ErrBadLevel) {
+		t.Errorf("ParseLevel(secure) err = %v", err)
+	}
+}
+
+func TestTable(t *testing.T) {
+	tb := NewTable(LevelDane)
+	for k, l := range map[string]Level{
+		"example.com": LevelEncrypt, ".example.com": LevelMay, "Boss@Example.com": LevelNone,
+		".deep.example.com": LevelEncrypt, "other.example.": LevelNone,
+	} {
+		if err := tb.Set(k, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		addr  string
+		want  Level
+		entry string
+	}{
+		{"a@example.com", LevelEncrypt, "example.com"},
+		{"a@EXAMPLE.com", LevelEncrypt, "example.com"},
+		{"Boss@example.com", LevelNone, "Boss@example.com"},
+		{"boss@example.com", LevelEncrypt, "example.com"}, // local part is case-sensitive
+		{"a@sub.example.com", LevelMay, ".example.com"},
+		{"a@x.deep.example.com", LevelEncrypt, ".deep.example.com"},
+		{"a@deep.example.com", LevelMay, ".example.com"},
+		{"a@other.example", LevelNone, "other.example"},
+		{"a@elsewhere.org", LevelDane, ""},
+		{"not-an-address", LevelDane, ""},
+	}
+	for _, tt := range tests {
+		m := tb.Lookup(tt.addr)
+		if m.Level != tt.want || m.Entry != tt.entry {
+			t.Errorf("Lookup(%q) = %+v, want %v %q", tt.addr, m, tt.want, tt.entry)
+		}
+	}
+	for _, bad := range []string{"", ".", "@x", "a@", "a@.x", "a b", "x..y"} {
+		if err := tb.Set(bad, LevelMay); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+}
