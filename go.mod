@@ -3,11 +3,14 @@ module github.com/danemilter/danemilter
 go 1.26.8
 
 require (
-	github.com/d--j/go-milter v0.10.1 // indirect
+	github.com/d--j/go-milter v0.10.1
+	github.com/miekg/dns v1.1.73
+	github.com/pelletier/go-toml/v2 v2.4.3
+	golang.org/x/net v0.57.0
+)
+
+require (
 	github.com/emersion/go-message v0.18.2 // indirect
-	github.com/miekg/dns v1.1.73 // indirect
-	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
-	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.40.0 // indirect

@@ -257,7 +257,7 @@ func TestLargeBodyChunks(t *testing.T) {
 	addr := start(t, Options{Resolver: fake, MemoryThreshold: 64 << 10, SpoolDir: t.TempDir()})
 	var b bytes.Buffer
 	b.WriteString("From: a@local.example\r\nTo: alice@partner.example\r\nSubject: big\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	line := strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 2)[:76] + "\r\n"
+	line := strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 3)[:76] + "\r\n"
 	for b.Len() < 3<<20 {
 		b.WriteString(line)
 	}
@@ -485,6 +485,12 @@ func TestLookupStartsAtRcpt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if _, err := s.Conn("localhost", gomilter.FamilyInet, 25, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Helo("localhost"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Mail("s@local.example", ""); err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,12 @@ func Simulate(network, address, queueID, from string, rcpts []string, msg []byte
 		}
 		return true, nil
 	}
+	if ok, err := check(s.Conn("localhost", milter.FamilyInet, 25, "127.0.0.1")); !ok {
+		return res, err
+	}
+	if ok, err := check(s.Helo("localhost")); !ok {
+		return res, err
+	}
 	if ok, err := check(s.Mail(from, "")); !ok {
 		return res, err
 	}
