@@ -61,14 +61,47 @@ type Config struct {
 	DNS      DNS      `toml:"dns"`
 	Timeouts Timeouts `toml:"timeouts"`
 	Policy   Policy   `toml:"policy"`
+	Exempt   Exempt   `toml:"exempt"`
+	Reinject Reinject `toml:"reinject"`
 
 	// Network and Address are Listen parsed for net.Listen.
 	Network string `toml:"-"`
 	Address string `toml:"-"`
 	// FileMode is SocketMode parsed.
 	FileMode os.FileMode `toml:"-"`
-	// Levels is Policy parsed.
+	// Levels is Policy parsed, without the map file.
 	Levels *policy.Table `toml:"-"`
+	// Exemptions is Exempt parsed.
+	Exemptions *policy.Exemptions `toml:"-"`
+	// ReinjectAddress is Reinject.Address as host:port for net.Dial.
+	ReinjectAddress string `toml:"-"`
+}
+
+// Exempt names senders and recipients danemilter never touches (neither
+// encrypts nor refuses), except that level encrypt is never weakened.
+type Exempt struct {
+	// Senders: "<>" (the null sender of bounces), "local@", "@domain" or
+	// "local@domain". Default ["<>"]; [] exempts nobody.
+	Senders []string `toml:"senders"`
+	// Recipients: "local@", "@domain" or "local@domain". Default
+	// ["postmaster@", "abuse@"]; [] exempts nobody.
+	Recipients []string `toml:"recipients"`
+}
+
+// Reinject configures split delivery of messages whose recipients need
+// different treatment: the plaintext copy for the recipients without keys is
+// re-injected over SMTP into a listener of the MTA that does not call
+// milters. Empty Address turns splitting off.
+type Reinject struct {
+	// Address of the MTA's milter-less SMTP listener, "host:port" or
+	// "inet:host:port" (e.g. a Postfix master.cf service on
+	// 127.0.0.1:10026 with -o smtpd_milters= -o non_smtpd_milters=). Default
+	// "" (off).
+	Address string `toml:"address"`
+	// Helo is the name sent in EHLO. Default the host name.
+	Helo string `toml:"helo"`
+	// Timeout bounds the whole re-injection of one message. Default 60s.
+	Timeout Duration `toml:"timeout"`
 }
 
 // DNS configures the resolver that validates DNSSEC.
@@ -97,6 +130,11 @@ type Timeouts struct {
 	Message Duration `toml:"message"`
 	// Shutdown is how long SIGTERM waits for in-flight messages. Default 30s.
 	Shutdown Duration `toml:"shutdown"`
+	// Rcpt is how long RCPT TO waits for a recipient's lookup so that a
+	// refusal can be given for that recipient alone. A lookup that takes
+	// longer goes on, and is decided at end of message. Default 1s; "0s"
+	// decides at RCPT TO only from the cache.
+	Rcpt *Duration `toml:"rcpt"`
 }
 
 // Policy is the per-recipient encryption policy.
@@ -105,9 +143,16 @@ type Policy struct {
 	// (default) or encrypt.
 	Default string `toml:"default"`
 	// Recipients maps a domain ("example.com"), a parent domain covering
-	// its subdomains (".example.com") or a full address to a level. The most
-	// specific entry wins: address, domain, then the nearest parent.
+	// its subdomains (".example.com") or a full address to a level,
+	// optionally followed by "dry-run". The most specific entry wins:
+	// address, domain, then the nearest parent.
 	Recipients map[string]string `toml:"recipients"`
+	// MapFile is a file of more entries, one "key level [dry-run]" a line,
+	// reloaded when it changes and on SIGHUP. Default "" (none).
+	MapFile string `toml:"map_file"`
+	// MapCheckInterval is how often MapFile is checked for changes.
+	// Default 5s.
+	MapCheckInterval Duration `toml:"map_check_interval"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5s").
@@ -188,6 +233,9 @@ const (
 	DefaultCacheSize       = 10000
 	DefaultMessageTimeout  = 120 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	DefaultRcptTimeout     = time.Second
+	DefaultReinjectTimeout = 60 * time.Second
+	DefaultMapInterval     = 5 * time.Second
 )
 
 // Load reads, parses and validates the file at path. Errors wrap ErrInvalid
@@ -327,6 +375,13 @@ func (c *Config) setDefaults() error {
 	if c.Timeouts.Shutdown == 0 {
 		c.Timeouts.Shutdown = Duration(DefaultShutdownTimeout)
 	}
+	if c.Timeouts.Rcpt == nil {
+		d := Duration(DefaultRcptTimeout)
+		c.Timeouts.Rcpt = &d
+	}
+	if *c.Timeouts.Rcpt > c.Timeouts.Message {
+		return invalid("timeouts.rcpt", "%s is longer than timeouts.message", time.Duration(*c.Timeouts.Rcpt))
+	}
 
 	if c.Policy.Default == "" {
 		c.Policy.Default = policy.LevelDane.String()
@@ -337,15 +392,69 @@ func (c *Config) setDefaults() error {
 	}
 	t := policy.NewTable(def)
 	for k, v := range c.Policy.Recipients {
-		l, err := policy.ParseLevel(v)
+		e, err := policy.ParseEntry(v)
 		if err != nil {
 			return invalid("policy.recipients."+k, "%v", err)
 		}
-		if err := t.Set(k, l); err != nil {
+		if err := t.SetEntry(k, e); err != nil {
 			return invalid("policy.recipients."+k, "%v", err)
 		}
 	}
 	c.Levels = t
+	if c.Policy.MapFile != "" {
+		f, err := os.Open(c.Policy.MapFile)
+		if err != nil {
+			return invalid("policy.map_file", "%v", err)
+		}
+		err = policy.ParseMap(c.Policy.MapFile, f, t.Clone())
+		_ = f.Close() // read-only
+		if err != nil {
+			return invalid("policy.map_file", "%v", err)
+		}
+	}
+	if c.Policy.MapCheckInterval == 0 {
+		c.Policy.MapCheckInterval = Duration(DefaultMapInterval)
+	}
+
+	if c.Exempt.Senders == nil {
+		c.Exempt.Senders = append([]string(nil), policy.DefaultExemptSenders...)
+	}
+	if c.Exempt.Recipients == nil {
+		c.Exempt.Recipients = append([]string(nil), policy.DefaultExemptRecipients...)
+	}
+	ex, err := policy.NewExemptions(c.Exempt.Senders, c.Exempt.Recipients)
+	if err != nil {
+		return invalid("exempt", "%v", err)
+	}
+	c.Exemptions = ex
+
+	if c.Reinject.Address != "" {
+		network, addr, err := ParseListen(c.Reinject.Address)
+		if err == nil && network != "tcp" {
+			err = fmt.Errorf("%q: re-injection needs a TCP address", c.Reinject.Address)
+		}
+		if err == nil {
+			var host string
+			host, _, err = net.SplitHostPort(addr)
+			if err == nil && host == "" {
+				err = fmt.Errorf("%q: name the host", c.Reinject.Address)
+			}
+		}
+		if err != nil {
+			return invalid("reinject.address", "%v", err)
+		}
+		c.ReinjectAddress = addr
+	}
+	if c.Reinject.Helo == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		c.Reinject.Helo = h
+	}
+	if c.Reinject.Timeout == 0 {
+		c.Reinject.Timeout = Duration(DefaultReinjectTimeout)
+	}
 	return nil
 }
 

@@ -34,7 +34,11 @@ func TestSampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.MaxMessageSize != c.MaxMessageSize || d.MemoryThreshold != c.MemoryThreshold ||
-		d.DNS.Timeout != c.DNS.Timeout || d.Timeouts != c.Timeouts || d.DNS.CacheSize != c.DNS.CacheSize ||
+		d.DNS.Timeout != c.DNS.Timeout || d.Timeouts.Message != c.Timeouts.Message ||
+		d.Timeouts.Shutdown != c.Timeouts.Shutdown || *d.Timeouts.Rcpt != *c.Timeouts.Rcpt ||
+		d.Policy.MapCheckInterval != c.Policy.MapCheckInterval || d.Reinject.Timeout != c.Reinject.Timeout ||
+		strings.Join(d.Exempt.Senders, ",") != strings.Join(c.Exempt.Senders, ",") ||
+		strings.Join(d.Exempt.Recipients, ",") != strings.Join(c.Exempt.Recipients, ",") || d.DNS.CacheSize != c.DNS.CacheSize ||
 		d.LogLevel != c.LogLevel || d.LogFormat != c.LogFormat || d.Policy.Default != c.Policy.Default {
 		t.Errorf("sample config and defaults disagree:\n%s\n---\n%s", c, d)
 	}

@@ -41,7 +41,18 @@ const TraceHeader = "X-Danemilter"
 type Options struct {
 	Logger   *slog.Logger
 	Resolver dane.Resolver
-	Levels   *policy.Table
+	// Levels gives each recipient's policy: a *policy.Table, or a
+	// *policy.Live that follows a map file.
+	Levels policy.Source
+	// Exemptions name senders and recipients to leave alone; nil: none.
+	Exemptions *policy.Exemptions
+	// Reinjector delivers the plaintext copy of a split message; nil turns
+	// splitting off.
+	Reinjector Reinjector
+	// RcptWait is how long RCPT TO waits for the recipient's lookup to
+	// decide at once (a refusal for that recipient alone). Zero decides at
+	// RCPT TO only when the answer is already there (the cache).
+	RcptWait time.Duration
 	// IsLocal reports whether a recipient domain is delivered locally.
 	IsLocal            func(domain string) bool
 	LowercaseLocalPart bool
@@ -86,8 +97,9 @@ func NewServer(opts Options) (*milter.Server, error) {
 		milter.WithMilter(func() milter.Milter { return &handler{opts: &opts} }),
 		// We need envelope, headers and body; not the connection data.
 		milter.WithProtocols(milter.OptNoConnect|milter.OptNoHelo|milter.OptNoUnknown|milter.OptNoData|milter.OptHeaderLeadingSpace),
-		milter.WithActions(milter.OptAddHeader|milter.OptChangeHeader|milter.OptChangeBody),
+		milter.WithActions(milter.OptAddHeader|milter.OptChangeHeader|milter.OptChangeBody|milter.OptRemoveRcpt),
 		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroQueueId}),
+		milter.WithMacroRequest(milter.StageRcpt, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithReadTimeout(10*time.Minute),
 		milter.WithWriteTimeout(time.Minute),
@@ -99,9 +111,10 @@ type field struct{ name, value string }
 
 // rcpt is one recipient and its lookup, started at RCPT TO.
 type rcpt struct {
-	addr  string
-	local bool
-	match policy.Match
+	addr   string
+	local  bool
+	exempt string // the exemption pattern that applies, or ""
+	match  policy.Match
 
 	done     chan struct{}
 	name     string
@@ -117,13 +130,14 @@ type handler struct {
 	milter.NoOpMilter
 	opts *Options
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	start   time.Time
-	from    string
-	rcpts   []*rcpt
-	headers []field
-	body    *spool
+	ctx          context.Context
+	cancel       context.CancelFunc
+	start        time.Time
+	from         string
+	senderExempt string
+	rcpts        []*rcpt
+	headers      []field
+	body         *spool
 }
 
 func (h *handler) begin() {
@@ -142,7 +156,7 @@ func (h *handler) reset() {
 	if h.body != nil {
 		h.body.Close()
 	}
-	h.ctx, h.cancel, h.from, h.rcpts, h.headers, h.body = nil, nil, "", nil, nil, nil
+	h.ctx, h.cancel, h.from, h.senderExempt, h.rcpts, h.headers, h.body = nil, nil, "", "", nil, nil, nil
 }
 
 // tempFail is the reply for any failure inside the daemon: generic text, the
@@ -163,7 +177,8 @@ func (h *handler) MailFrom(from string, _ string, m milter.Modifier) (resp *milt
 	defer h.guard("mail", &resp, &err)
 	h.reset()
 	h.begin()
-	h.from = from
+	h.from = milter.RemoveAngle(strings.TrimSpace(from))
+	h.senderExempt = h.opts.Exemptions.Sender(h.from)
 	return milter.RespContinue, nil
 }
 
@@ -180,14 +195,60 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 	_, domain, _ := cutLast(addr, "@")
 	r.local = h.opts.IsLocal(domain)
 	r.match = h.opts.Levels.Lookup(addr)
-	h.rcpts = append(h.rcpts, r)
-	if r.local || r.match.Level == policy.LevelNone {
+	// An exemption never weakens level encrypt (README "Exemptions").
+	if r.match.Level != policy.LevelEncrypt {
+		if h.senderExempt != "" {
+			r.exempt = "sender " + h.senderExempt
+		} else if p := h.opts.Exemptions.Recipient(addr); p != "" {
+			r.exempt = "recipient " + p
+		}
+	}
+	if r.local || r.exempt != "" || r.match.Level == policy.LevelNone {
 		close(r.done)
+		h.rcpts = append(h.rcpts, r)
 		return milter.RespContinue, nil
 	}
-	// Start the lookup now; end of message collects it.
+	// Start the lookup now; it runs while the SMTP dialogue goes on.
 	go h.lookup(h.ctx, r)
+
+	// Levels none and may never refuse, so they never wait. For dane and
+	// encrypt, wait a little: an answer that is already known (the cache)
+	// or comes fast lets us refuse this recipient alone, now.
+	if r.match.Level >= policy.LevelDane {
+		if h.opts.RcptWait > 0 {
+			t := time.NewTimer(h.opts.RcptWait)
+			select {
+			case <-r.done:
+			case <-t.C:
+			case <-h.ctx.Done():
+			}
+			t.Stop()
+		} else {
+			runtimeYield(r.done)
+		}
+		select {
+		case <-r.done:
+			d := policy.Decide(r.match.Level, r.outcome())
+			if (d.Action == policy.Reject || d.Action == policy.TempFail) && !h.opts.DryRun && !r.match.DryRun {
+				h.opts.Logger.Info("recipient refused", "queue_id", m.Get(milter.MacroQueueId), "from", h.from, "rcpt", h.describe(r, r.outcome(), d), "status", d.Status, "reason", d.Reason)
+				return milter.RejectWithCodeAndReason(uint16(d.Code), d.Status+" "+d.Reason)
+			}
+		default:
+		}
+	}
+	h.rcpts = append(h.rcpts, r)
 	return milter.RespContinue, nil
+}
+
+// runtimeYield gives a lookup that can be answered from the cache the chance
+// to finish before RCPT TO is answered: a few microseconds at most.
+func runtimeYield(done <-chan struct{}) {
+	t := time.NewTimer(2 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 func (h *handler) lookup(ctx context.Context, r *rcpt) {
@@ -274,12 +335,12 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	leadSpace := m.Protocol()&milter.OptHeaderLeadingSpace != 0
 	ctype := h.headerValue("Content-Type", leadSpace)
 	if smime.IsEncrypted(ctype) {
-		log.Info("message", "action", "pass", "reason", "already encrypted", "recipients", len(h.rcpts))
+		log.Info("message", "action", "pass", "reason", "already encrypted", "from", h.from, "recipients", len(h.rcpts))
 		return milter.RespAccept, nil
 	}
 
 	var prs []policy.Recipient
-	var details []string
+	var details, would []string
 	for _, r := range h.rcpts {
 		var d policy.Decision
 		var outcome policy.Outcome
@@ -293,20 +354,31 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		case r.local:
 			d = policy.Decision{Action: policy.Plain, Reason: "local recipient"}
 			details = append(details, r.addr+"=local")
+		case r.exempt != "":
+			d = policy.Decision{Action: policy.Plain, Reason: "exempt"}
+			details = append(details, fmt.Sprintf("%s=plain(exempt %s)", r.addr, r.exempt))
 		case r.match.Level == policy.LevelNone:
 			d = policy.Decide(policy.LevelNone, outcome)
 			details = append(details, r.addr+"=plain(policy none)")
 		default:
 			d = policy.Decide(r.match.Level, outcome)
-			details = append(details, h.describe(r, outcome, d))
+			if r.match.DryRun && !h.opts.DryRun {
+				// Per-entry dry run: say what would happen, then treat
+				// the recipient as plaintext and never refuse it.
+				would = append(would, d.Action.String())
+				details = append(details, "dry-run:"+h.describe(r, outcome, d))
+				d = policy.Decision{Action: policy.Plain, Reason: "dry run"}
+			} else {
+				details = append(details, h.describe(r, outcome, d))
+			}
 		}
 		prs = append(prs, policy.Recipient{Address: r.addr, Local: r.local, Decision: d})
 	}
-	plan := policy.Combine(prs)
+	plan := policy.Combine(prs, h.opts.Reinjector != nil)
 	size := h.body.Size()
 	attrs := []any{"from", h.from, "size", size, "recipients", strings.Join(details, " ")}
 
-	if plan.Action == policy.Encrypt && h.body.overflow {
+	if (plan.Action == policy.Encrypt || plan.Action == policy.Split) && h.body.overflow {
 		plan = policy.Plan{Action: policy.Reject, Code: 552, Status: "5.3.4", Reason: "message too big for the encryption gateway"}
 	}
 
@@ -316,6 +388,11 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 			return nil, err
 		}
 		return milter.RespAccept, nil
+	}
+	if len(would) > 0 {
+		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, "dry-run; would "+strings.Join(uniq(would), ","))); err != nil {
+			return nil, err
+		}
 	}
 
 	switch plan.Action {
@@ -327,13 +404,67 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		return milter.RespAccept, nil
 	}
 
-	certs := h.certificates()
-	if err := h.encrypt(m, leadSpace, certs); err != nil {
+	certs := h.certificates(plan.EncryptTo)
+	split := ""
+	if plan.Action == policy.Split {
+		// Re-inject the plaintext copy first: if that fails, nothing has
+		// changed yet and the whole message is deferred.
+		if err := h.reinject(plan.PlainTo, leadSpace); err != nil {
+			log.Error("message", append([]any{"action", "tempfail", "reason", "re-injection of the plaintext copy failed", "err", err}, attrs...)...)
+			return tempFail()
+		}
+		for _, a := range plan.PlainTo {
+			if err := m.DeleteRecipient(a); err != nil {
+				log.Error("message", append([]any{"action", "tempfail", "reason", "cannot remove recipient after re-injection; the plaintext copy may be delivered twice", "err", err}, attrs...)...)
+				return tempFail()
+			}
+		}
+		split = fmt.Sprintf("; split=%d+%d", len(plan.EncryptTo), len(plan.PlainTo))
+	}
+	if err := h.encrypt(m, leadSpace, certs, split); err != nil {
 		log.Error("message", append([]any{"action", "tempfail", "reason", "encryption failed", "err", err}, attrs...)...)
 		return tempFail()
 	}
-	log.Info("message", append([]any{"action", "encrypt", "format", "smime", "cipher", h.opts.Cipher.String(), "keys", len(certs), "reason", plan.Reason, "duration", time.Since(h.start).Round(time.Millisecond)}, attrs...)...)
+	log.Info("message", append([]any{"action", plan.Action.String(), "format", "smime", "cipher", h.opts.Cipher.String(), "keys", len(certs), "encrypted_to", len(plan.EncryptTo), "plaintext_to", len(plan.PlainTo), "reason", plan.Reason, "duration", time.Since(h.start).Round(time.Millisecond)}, attrs...)...)
 	return milter.RespAccept, nil
+}
+
+func uniq(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// reinject sends the message as received, with a trace header, to rcpts
+// through the Reinjector.
+func (h *handler) reinject(rcpts []string, leadSpace bool) error {
+	body, err := h.body.Reader()
+	if err != nil {
+		return err
+	}
+	var hdr strings.Builder
+	for _, f := range h.headers {
+		if strings.EqualFold(f.name, TraceHeader) {
+			continue
+		}
+		hdr.WriteString(f.name)
+		hdr.WriteString(":")
+		if !leadSpace {
+			hdr.WriteString(" ")
+		}
+		hdr.WriteString(crlf(f.value))
+		hdr.WriteString("\r\n")
+	}
+	hdr.WriteString(TraceHeader + ": plaintext copy; split from an encrypted message\r\n\r\n")
+	ctx, cancel := context.WithTimeout(h.ctx, h.opts.MessageTimeout)
+	defer cancel()
+	return h.opts.Reinjector.Reinject(ctx, h.from, rcpts, io.MultiReader(strings.NewReader(hdr.String()), body))
 }
 
 // describe renders one recipient's lookup and decision for the log line.
@@ -361,13 +492,17 @@ func (h *handler) describe(r *rcpt, o policy.Outcome, d policy.Decision) string 
 	return b.String()
 }
 
-// certificates collects every usable certificate of every remote recipient,
+// certificates collects every usable certificate of the recipients named,
 // without duplicates.
-func (h *handler) certificates() []*x509.Certificate {
+func (h *handler) certificates(addrs []string) []*x509.Certificate {
 	var certs []*x509.Certificate
 	seen := map[string]bool{}
+	want := map[string]bool{}
+	for _, a := range addrs {
+		want[a] = true
+	}
 	for _, r := range h.rcpts {
-		if r.local {
+		if r.local || !want[r.addr] {
 			continue
 		}
 		for _, k := range r.usable {
@@ -438,7 +573,7 @@ const maxChunk = 65535
 // application/pkcs7-mime entity (RFC 8551 §3.3). Nothing the MTA receives
 // takes effect unless EndOfMessage accepts, so an error here leaves the
 // message untouched.
-func (h *handler) encrypt(m milter.Modifier, leadSpace bool, certs []*x509.Certificate) error {
+func (h *handler) encrypt(m milter.Modifier, leadSpace bool, certs []*x509.Certificate, traceExtra string) error {
 	if len(certs) == 0 {
 		return errors.New("no certificates")
 	}
@@ -484,7 +619,7 @@ func (h *handler) encrypt(m milter.Modifier, leadSpace bool, certs []*x509.Certi
 			return err
 		}
 	}
-	trace := fmt.Sprintf("encrypted; format=smime; cipher=%s; keys=%d", h.opts.Cipher, len(certs))
+	trace := fmt.Sprintf("encrypted; format=smime; cipher=%s; keys=%d%s", h.opts.Cipher, len(certs), traceExtra)
 	if err := m.AddHeader(TraceHeader, h.hv(leadSpace, trace)); err != nil {
 		return err
 	}
@@ -538,4 +673,3 @@ func cutLast(s, sep string) (string, string, bool) {
 	}
 	return s[:i], strings.ToLower(s[i+len(sep):]), true
 }
-

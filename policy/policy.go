@@ -98,9 +98,10 @@ const (
 	Encrypt                // deliver encrypted
 	Reject                 // refuse permanently (5.7.x)
 	TempFail               // refuse temporarily (4.x.x), the MTA retries
+	Split                  // (plans only) encrypted copy to some, plaintext copy to the others
 )
 
-var actionNames = [...]string{"plain", "encrypt", "reject", "tempfail"}
+var actionNames = [...]string{"plain", "encrypt", "reject", "tempfail", "split"}
 
 func (a Action) String() string {
 	if a < 0 || int(a) >= len(actionNames) {
@@ -168,31 +169,45 @@ type Recipient struct {
 
 // Plan is the verdict for a whole message.
 type Plan struct {
+	// Action is Plain, Encrypt, Split, Reject or TempFail.
 	Action Action
 	Code   int
 	Status string
 	Reason string
+	// EncryptTo and PlainTo list the recipients (Address) that get the
+	// encrypted and the plaintext copy, for Encrypt, Plain and Split.
+	EncryptTo []string
+	PlainTo   []string
 }
 
 // Combine folds per-recipient decisions into one plan for the message.
+// canSplit says whether the message may be split: the encrypted copy goes to
+// the recipients with keys, and a plaintext copy is re-injected for the
+// others (README "Mixed recipients").
 //
 // Rules that no configuration can break (README "Policy"):
 //   - a message is never passed in clear to a recipient whose decision
 //     requires encryption;
-//   - a message is never encrypted unless every recipient can read it;
-//   - any temporary failure defers the whole message, so nothing is lost.
+//   - a message is never encrypted for a recipient who cannot read it;
+//   - a temporary failure for any recipient defers the whole message, so
+//     nothing is lost.
 //
-// Until split delivery exists, a message with some recipients that can be
-// encrypted to and some that cannot is sent in clear when every recipient's
-// policy allows it, and deferred otherwise.
-func Combine(rcpts []Recipient) Plan {
+// A recipient refused permanently at this stage defers the whole message when
+// others could be served (the MTA retries, and the retry refuses that
+// recipient at RCPT TO from the cache, while the others go through); only
+// when every recipient is refused is the message refused.
+//
+// Without splitting, a message whose recipients differ is sent in clear when
+// every recipient's policy allows it, and deferred otherwise.
+func Combine(rcpts []Recipient, canSplit bool) Plan {
 	if len(rcpts) == 0 {
 		return Plan{Action: Plain, Reason: "no recipients"}
 	}
-	var encrypt, required, reject, plain int
+	var encTo, plainTo []string
+	var required, reject int
 	var firstReject *Decision
 	for i := range rcpts {
-		d := &rcpts[i].Decision
+		r, d := &rcpts[i], &rcpts[i].Decision
 		switch {
 		case d.Action == TempFail:
 			return Plan{Action: TempFail, Code: d.Code, Status: d.Status, Reason: d.Reason}
@@ -201,26 +216,35 @@ func Combine(rcpts []Recipient) Plan {
 			if firstReject == nil {
 				firstReject = d
 			}
-		case rcpts[i].Local || d.Action == Plain:
-			plain++
-		case d.Action == Encrypt:
-			encrypt++
-		}
-		if d.Required {
-			required++
+		case d.Action == Encrypt && !r.Local:
+			encTo = append(encTo, r.Address)
+			if d.Required {
+				required++
+			}
+		case d.Required:
+			// Required but neither encrypt nor refuse: fail closed.
+			return Plan{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "encryption required but not possible"}
+		default:
+			plainTo = append(plainTo, r.Address)
 		}
 	}
 	if reject > 0 {
-		return Plan{Action: Reject, Code: firstReject.Code, Status: firstReject.Status, Reason: firstReject.Reason}
+		if reject == len(rcpts) {
+			return Plan{Action: Reject, Code: firstReject.Code, Status: firstReject.Status, Reason: firstReject.Reason}
+		}
+		return Plan{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "encryption required for some recipients but not possible; try again"}
 	}
-	if plain == 0 {
-		return Plan{Action: Encrypt, Reason: fmt.Sprintf("all %d recipients have secure keys", encrypt)}
-	}
-	if required > 0 {
+	switch {
+	case len(plainTo) == 0:
+		return Plan{Action: Encrypt, EncryptTo: encTo, Reason: fmt.Sprintf("all %d recipients have secure keys", len(encTo))}
+	case len(encTo) == 0:
+		return Plan{Action: Plain, PlainTo: plainTo, Reason: "no recipient has a secure key"}
+	case canSplit:
+		return Plan{Action: Split, EncryptTo: encTo, PlainTo: plainTo,
+			Reason: fmt.Sprintf("%d recipients encrypted, %d in clear (split)", len(encTo), len(plainTo))}
+	case required > 0:
 		return Plan{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "encryption required for some recipients but not possible for all; send separately"}
 	}
-	if encrypt > 0 {
-		return Plan{Action: Plain, Reason: fmt.Sprintf("%d of %d recipients lack a secure key; sent in clear", plain, len(rcpts))}
-	}
-	return Plan{Action: Plain, Reason: "no recipient has a secure key"}
+	return Plan{Action: Plain, PlainTo: append(plainTo, encTo...),
+		Reason: fmt.Sprintf("%d of %d recipients lack a secure key and splitting is off; sent in clear", len(plainTo), len(rcpts))}
 }

@@ -60,38 +60,51 @@ func TestCombine(t *testing.T) {
 	tf := Decision{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "bogus"}
 	rej := Decision{Action: Reject, Code: 550, Status: "5.7.5", Reason: "no key", Required: true}
 	tests := []struct {
-		name  string
-		rcpts []Recipient
-		want  Action
+		name      string
+		rcpts     []Recipient
+		want      Action // without splitting
+		wantSplit Action // with splitting
 	}{
-		{"none", nil, Plain},
-		{"one keyed", []Recipient{{Address: "a", Decision: enc}}, Encrypt},
-		{"two keyed", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: encReq}}, Encrypt},
-		{"one plain", []Recipient{{Address: "a", Decision: plain}}, Plain},
-		{"keyed and unkeyed, both optional", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: plain}}, Plain},
-		{"keyed mandatory and unkeyed", []Recipient{{Address: "a", Decision: encReq}, {Address: "b", Decision: plain}}, TempFail},
-		{"keyed mandatory and local", []Recipient{{Address: "a", Decision: encReq}, {Address: "l", Local: true, Decision: plain}}, TempFail},
-		{"keyed and local", []Recipient{{Address: "a", Decision: enc}, {Address: "l", Local: true, Decision: plain}}, Plain},
-		{"tempfail wins over reject", []Recipient{{Address: "a", Decision: rej}, {Address: "b", Decision: tf}}, TempFail},
-		{"reject", []Recipient{{Address: "a", Decision: rej}, {Address: "b", Decision: enc}}, Reject},
-		{"tempfail", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: tf}}, TempFail},
+		{"none", nil, Plain, Plain},
+		{"one keyed", []Recipient{{Address: "a", Decision: enc}}, Encrypt, Encrypt},
+		{"two keyed", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: encReq}}, Encrypt, Encrypt},
+		{"one plain", []Recipient{{Address: "a", Decision: plain}}, Plain, Plain},
+		{"keyed and unkeyed, both optional", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: plain}}, Plain, Split},
+		{"keyed mandatory and unkeyed", []Recipient{{Address: "a", Decision: encReq}, {Address: "b", Decision: plain}}, TempFail, Split},
+		{"keyed mandatory and local", []Recipient{{Address: "a", Decision: encReq}, {Address: "l", Local: true, Decision: plain}}, TempFail, Split},
+		{"keyed and local", []Recipient{{Address: "a", Decision: enc}, {Address: "l", Local: true, Decision: plain}}, Plain, Split},
+		{"local with a key", []Recipient{{Address: "l", Local: true, Decision: enc}}, Plain, Plain},
+		{"tempfail wins over reject", []Recipient{{Address: "a", Decision: rej}, {Address: "b", Decision: tf}}, TempFail, TempFail},
+		{"all rejected", []Recipient{{Address: "a", Decision: rej}, {Address: "b", Decision: rej}}, Reject, Reject},
+		{"one rejected among good ones defers", []Recipient{{Address: "a", Decision: rej}, {Address: "b", Decision: enc}}, TempFail, TempFail},
+		{"tempfail", []Recipient{{Address: "a", Decision: enc}, {Address: "b", Decision: tf}}, TempFail, TempFail},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Combine(tt.rcpts)
-			if p.Action != tt.want {
-				t.Errorf("Combine = %+v, want %v", p, tt.want)
-			}
-			if (p.Action == Reject || p.Action == TempFail) && (p.Code == 0 || p.Status == "") {
-				t.Errorf("refusal without code: %+v", p)
+			for _, split := range []bool{false, true} {
+				want := tt.want
+				if split {
+					want = tt.wantSplit
+				}
+				p := Combine(tt.rcpts, split)
+				if p.Action != want {
+					t.Errorf("Combine(split=%v) = %+v, want %v", split, p, want)
+				}
+				if (p.Action == Reject || p.Action == TempFail) && (p.Code == 0 || p.Status == "") {
+					t.Errorf("refusal without code: %+v", p)
+				}
+				if p.Action == Split && (len(p.EncryptTo) == 0 || len(p.PlainTo) == 0) {
+					t.Errorf("split without both groups: %+v", p)
+				}
 			}
 		})
 	}
 }
 
 // TestCombineNeverLeaks checks the invariants over every combination of up to
-// three recipients: no plaintext to a recipient that requires encryption, no
-// ciphertext unless every recipient can be encrypted to.
+// three recipients, with and without splitting: no plaintext to a recipient
+// that requires encryption, no ciphertext to a recipient who cannot read it,
+// every recipient served exactly once by an accepted plan.
 func TestCombineNeverLeaks(t *testing.T) {
 	var all []Recipient
 	for l := LevelNone; l <= LevelEncrypt; l++ {
@@ -100,24 +113,63 @@ func TestCombineNeverLeaks(t *testing.T) {
 		}
 	}
 	all = append(all, Recipient{Address: "local", Local: true, Decision: Decision{Action: Plain}})
-	check := func(rs []Recipient) {
-		p := Combine(rs)
+	all = append(all, Recipient{Address: "local-keyed", Local: true, Decision: Decision{Action: Encrypt}})
+	checked := 0
+	check := func(rs []Recipient, split bool) {
+		checked++
+		p := Combine(rs, split)
+		if p.Action == Reject || p.Action == TempFail {
+			return
+		}
+		served := map[string]int{}
+		for _, a := range p.PlainTo {
+			served[a]++
+		}
+		for _, a := range p.EncryptTo {
+			served[a]++
+		}
 		for _, r := range rs {
-			if p.Action == Plain && r.Decision.Required {
-				t.Fatalf("plaintext to %s which requires encryption: %+v", r.Address, rs)
+			inPlain := contains(p.PlainTo, r.Address)
+			inEnc := contains(p.EncryptTo, r.Address)
+			if inPlain && r.Decision.Required {
+				t.Fatalf("plaintext to %s which requires encryption: %+v -> %+v", r.Address, rs, p)
 			}
-			if p.Action == Encrypt && (r.Local || r.Decision.Action != Encrypt) {
-				t.Fatalf("encrypted although %s cannot read it: %+v", r.Address, rs)
+			if inEnc && (r.Local || r.Decision.Action != Encrypt) {
+				t.Fatalf("encrypted although %s cannot read it: %+v -> %+v", r.Address, rs, p)
+			}
+			if !inPlain && !inEnc {
+				t.Fatalf("%s not served: %+v -> %+v", r.Address, rs, p)
+			}
+		}
+		if p.Action == Split && !split {
+			t.Fatalf("split although not allowed: %+v", p)
+		}
+	}
+	for _, split := range []bool{false, true} {
+		for i := range all {
+			for j := range all {
+				for k := range all {
+					// Distinct addresses: a transaction names each recipient once.
+					if i == j || j == k || i == k {
+						continue
+					}
+					check([]Recipient{all[i], all[j], all[k]}, split)
+				}
 			}
 		}
 	}
-	for i := range all {
-		for j := range all {
-			for k := range all {
-				check([]Recipient{all[i], all[j], all[k]})
-			}
+	if checked < 1000 {
+		t.Fatalf("only %d combinations checked", checked)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
 		}
 	}
+	return false
 }
 
 func TestParseLevel(t *testing.T) {

@@ -11,31 +11,101 @@ import (
 // of example.com, not example.com itself, as in Postfix's tls_policy maps).
 // The most specific entry wins: address, then domain, then the nearest parent,
 // then the default.
+//
+// A Table is built with Set and SetEntry and then only read; reading is safe
+// from many goroutines. To change the policy of a running daemon, build a new
+// Table and swap it in (see Live).
 type Table struct {
 	def     Level
-	entries map[string]Level
+	entries map[string]Entry
+}
+
+// Entry is the policy of one table entry: a level, and whether the entry is
+// in dry-run mode (decisions are logged and announced in a header, but the
+// message is neither changed nor refused for this recipient).
+type Entry struct {
+	Level  Level
+	DryRun bool
+}
+
+func (e Entry) String() string {
+	if e.DryRun {
+		return e.Level.String() + " dry-run"
+	}
+	return e.Level.String()
+}
+
+// ParseEntry parses a level optionally followed by "dry-run", separated by
+// white space: "encrypt", "may dry-run".
+func ParseEntry(s string) (Entry, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 || len(f) > 2 {
+		return Entry{}, fmt.Errorf("%w %q (want a level, optionally followed by dry-run)", ErrBadLevel, s)
+	}
+	l, err := ParseLevel(f[0])
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{Level: l}
+	if len(f) == 2 {
+		if !strings.EqualFold(f[1], "dry-run") {
+			return Entry{}, fmt.Errorf("%w %q (only \"dry-run\" may follow the level)", ErrBadLevel, s)
+		}
+		e.DryRun = true
+	}
+	return e, nil
 }
 
 // NewTable returns a table with only a default.
 func NewTable(def Level) *Table {
-	return &Table{def: def, entries: map[string]Level{}}
+	return &Table{def: def, entries: map[string]Entry{}}
 }
 
 // Default returns the default level.
 func (t *Table) Default() Level { return t.def }
 
-// Set adds an entry. Keys are case-insensitive except for an address's local
-// part, which is matched as written.
+// Len returns the number of entries.
+func (t *Table) Len() int { return len(t.entries) }
+
+// Set adds an entry with level l. Keys are case-insensitive except for an
+// address's local part, which is matched as written.
 func (t *Table) Set(key string, l Level) error {
-	k, err := normalizeKey(key)
+	return t.SetEntry(key, Entry{Level: l})
+}
+
+// SetEntry adds an entry; see Set.
+func (t *Table) SetEntry(key string, e Entry) error {
+	k, err := NormalizeKey(key)
 	if err != nil {
 		return err
 	}
-	t.entries[k] = l
+	t.entries[k] = e
 	return nil
 }
 
-func normalizeKey(key string) (string, error) {
+// Has reports whether the table has an entry for key (normalized as by Set).
+func (t *Table) Has(key string) bool {
+	k, err := NormalizeKey(key)
+	if err != nil {
+		return false
+	}
+	_, ok := t.entries[k]
+	return ok
+}
+
+// Clone returns a copy of t that can be changed without affecting t.
+func (t *Table) Clone() *Table {
+	c := NewTable(t.def)
+	for k, e := range t.entries {
+		c.entries[k] = e
+	}
+	return c
+}
+
+// NormalizeKey returns the canonical form of a table key: the domain
+// lowercased and without a trailing dot. It returns an error for a key that
+// is not a domain, a ".parent" domain or an address.
+func NormalizeKey(key string) (string, error) {
 	key = strings.TrimSpace(key)
 	if local, domain, ok := cutLast(key, "@"); ok {
 		if local == "" || domain == "" || strings.HasPrefix(domain, ".") {
@@ -58,10 +128,17 @@ func cutLast(s, sep string) (string, string, bool) {
 	return s[:i], s[i+len(sep):], true
 }
 
+// Source gives the policy for a recipient address: a *Table, or a *Live that
+// reloads a map file.
+type Source interface {
+	Lookup(address string) Match
+}
+
 // Match is the result of Lookup: the level and the entry that gave it.
 type Match struct {
-	Level Level
-	Entry string // "" for the default
+	Level  Level
+	DryRun bool
+	Entry  string // "" for the default
 }
 
 // Lookup returns the level for an address.
@@ -71,19 +148,19 @@ func (t *Table) Lookup(address string) Match {
 		return Match{Level: t.def}
 	}
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if l, ok := t.entries[local+"@"+domain]; ok {
-		return Match{l, local + "@" + domain}
+	if e, ok := t.entries[local+"@"+domain]; ok {
+		return Match{e.Level, e.DryRun, local + "@" + domain}
 	}
-	if l, ok := t.entries[domain]; ok {
-		return Match{l, domain}
+	if e, ok := t.entries[domain]; ok {
+		return Match{e.Level, e.DryRun, domain}
 	}
 	for d := domain; ; {
 		_, parent, ok := strings.Cut(d, ".")
 		if !ok {
 			break
 		}
-		if l, ok := t.entries["."+parent]; ok {
-			return Match{l, "." + parent}
+		if e, ok := t.entries["."+parent]; ok {
+			return Match{e.Level, e.DryRun, "." + parent}
 		}
 		d = parent
 	}
@@ -93,8 +170,8 @@ func (t *Table) Lookup(address string) Match {
 // Entries returns the entries sorted by key, for display.
 func (t *Table) Entries() []string {
 	var out []string
-	for k, l := range t.entries {
-		out = append(out, k+" "+l.String())
+	for k, e := range t.entries {
+		out = append(out, k+" "+e.String())
 	}
 	sort.Strings(out)
 	return out

@@ -1,0 +1,519 @@
+package milter
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+	"github.com/miekg/dns"
+
+	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/policy"
+)
+
+// routeResolver sends each domain's lookups to its own Resolver, so that one
+// test server can show every DNS outcome side by side; delay slows every
+// lookup down (to force decisions at end of message).
+type routeResolver struct {
+	routes map[string]dane.Resolver // owner-name suffix -> resolver
+	def    dane.Resolver
+	delay  time.Duration
+}
+
+func (r *routeResolver) Lookup(ctx context.Context, name string, qtype uint16) dane.Result {
+	if r.delay > 0 {
+		select {
+		case <-time.After(r.delay):
+		case <-ctx.Done():
+		}
+	}
+	for suffix, res := range r.routes {
+		if strings.HasSuffix(name, suffix) {
+			return res.Lookup(ctx, name, qtype)
+		}
+	}
+	return r.def.Lookup(ctx, name, qtype)
+}
+
+// blackhole is a UDP socket on loopback that reads queries and never answers.
+func blackhole(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// deadAddr is a loopback UDP port nobody listens on: queries get ICMP port
+// unreachable, as with a stopped resolver.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pc.LocalAddr().String()
+	pc.Close()
+	return a
+}
+
+// outcomes builds a resolver with one domain per DNS outcome and returns it
+// with the recipient address for each outcome.
+func outcomes(t *testing.T) (*routeResolver, map[string]string) {
+	t.Helper()
+	fake := &dane.Fake{}
+	rcpt := map[string]string{
+		"secure usable":       "u@usable.example",
+		"secure denial":       "d@denial.example",
+		"secure but unusable": "x@unusable.example",
+		"insecure":            "i@insecure.example",
+		"bogus":               "b@bogus.example",
+		"SERVFAIL":            "s@servfail.example",
+		"timeout":             "t@timeout.example",
+		"resolver down":       "r@down.example",
+	}
+	newUser(t, rcpt["secure usable"]).publish(t, fake)
+	// Unusable: the record holds a certificate for another address.
+	other := newUser(t, "someone-else@unusable.example")
+	name, _ := dane.SMIMEAName(rcpt["secure but unusable"], false)
+	fake.Set(name, dns.TypeSMIMEA, dane.Result{Status: dane.StatusSecure, TTL: time.Minute,
+		Records: []dns.RR{&dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 60}, Usage: 3, Certificate: hex.EncodeToString(other.der)}}})
+	// Insecure: a valid certificate, but the answer is not DNSSEC-secure.
+	ins := newUser(t, rcpt["insecure"])
+	name, _ = dane.SMIMEAName(rcpt["insecure"], false)
+	fake.Set(name, dns.TypeSMIMEA, dane.Result{Status: dane.StatusInsecure, TTL: time.Minute,
+		Records: []dns.RR{&dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 60}, Usage: 3, Certificate: hex.EncodeToString(ins.der)}}})
+	name, _ = dane.SMIMEAName(rcpt["bogus"], false)
+	fake.Set(name, dns.TypeSMIMEA, dane.Result{Status: dane.StatusBogus, EDE: []dane.EDE{{Code: 6, Text: "signature invalid"}}, Err: dane.ErrBogus})
+	name, _ = dane.SMIMEAName(rcpt["SERVFAIL"], false)
+	fake.Set(name, dns.TypeSMIMEA, dane.Result{Status: dane.StatusIndeterminate, Rcode: dns.RcodeServerFailure, Err: dane.ErrServFail})
+
+	// Timeout and resolver down go through the real stub resolver.
+	slow, err := dane.NewStub(dane.StubOptions{Servers: []string{blackhole(t)}, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := dane.NewStub(dane.StubOptions{Servers: []string{deadAddr(t)}, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &routeResolver{def: fake, routes: map[string]dane.Resolver{
+		"._smimecert.timeout.example.": slow,
+		"._smimecert.down.example.":    down,
+	}}, rcpt
+}
+
+// TestPolicyCells covers every cell of the policy table: each level against
+// each DNS outcome, decided at RCPT TO (the answer came in time) and at end
+// of message (it did not), and checks the milter's reply and the message
+// that results.
+func TestPolicyCells(t *testing.T) {
+	const (
+		enc  = "encrypt"
+		pass = "pass"
+		tf47 = "451 4.7.5"
+		tf44 = "451 4.4.3"
+		rej  = "550 5.7.5"
+	)
+	want := map[policy.Level]map[string]string{
+		policy.LevelNone: {"secure usable": pass, "secure denial": pass, "secure but unusable": pass, "insecure": pass,
+			"bogus": pass, "SERVFAIL": pass, "timeout": pass, "resolver down": pass},
+		policy.LevelMay: {"secure usable": enc, "secure denial": pass, "secure but unusable": pass, "insecure": pass,
+			"bogus": pass, "SERVFAIL": pass, "timeout": pass, "resolver down": pass},
+		policy.LevelDane: {"secure usable": enc, "secure denial": pass, "secure but unusable": pass, "insecure": pass,
+			"bogus": tf47, "SERVFAIL": tf44, "timeout": tf44, "resolver down": tf44},
+		policy.LevelEncrypt: {"secure usable": enc, "secure denial": rej, "secure but unusable": rej, "insecure": rej,
+			"bogus": tf47, "SERVFAIL": tf44, "timeout": tf44, "resolver down": tf44},
+	}
+	plain := readEML(t, "plain.eml")
+	for _, stage := range []string{"rcpt", "eom"} {
+		res, rcpts := outcomes(t)
+		opts := Options{Resolver: res, RcptWait: 3 * time.Second}
+		if stage == "eom" {
+			res.delay = 50 * time.Millisecond
+			opts.RcptWait = 0
+		}
+		for level, row := range want {
+			opts.Levels = policy.NewTable(level)
+			addr := start(t, opts)
+			for outcome, w := range row {
+				t.Run(stage+"/"+level.String()+"/"+outcome, func(t *testing.T) {
+					t.Parallel()
+					r, err := Simulate("tcp", addr, "QC", "s@local.example", []string{rcpts[outcome]}, plain)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var reply *gomilter.Action
+					switch {
+					case len(r.Rcpts) == 1 && r.Rcpts[0] != nil:
+						reply = r.Rcpts[0]
+						if stage == "eom" {
+							t.Errorf("refused at RCPT although the lookup was slower than RcptWait")
+						}
+					case r.Final != nil && r.Final.Type == gomilter.ActionRejectWithCode:
+						reply = r.Final
+						if stage == "rcpt" {
+							t.Errorf("refused at end of message although the answer was there at RCPT")
+						}
+					}
+					switch w {
+					case enc, pass:
+						if reply != nil || r.Final == nil || r.Final.Type != gomilter.ActionAccept {
+							t.Fatalf("want %s, got rcpt %+v final %+v", w, reply, r.Final)
+						}
+						encrypted := strings.Contains(strings.Join(header(r.Message, "Content-Type"), ""), "application/pkcs7-mime")
+						if encrypted != (w == enc) {
+							t.Fatalf("encrypted = %v, want %s", encrypted, w)
+						}
+						if w == pass && !bytes.Equal(r.Message, plain) {
+							t.Fatalf("message changed although passed")
+						}
+					default:
+						if reply == nil || !strings.HasPrefix(reply.SMTPReply, w+" ") {
+							t.Fatalf("want %s, got rcpt %+v final %+v", w, reply, r.Final)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// recorder is a Reinjector that keeps what it was given.
+type recorder struct {
+	mu    sync.Mutex
+	fail  error
+	calls []reinjected
+}
+
+type reinjected struct {
+	from  string
+	rcpts []string
+	msg   []byte
+}
+
+func (r *recorder) Reinject(_ context.Context, from string, rcpts []string, msg io.Reader) error {
+	b, err := io.ReadAll(msg)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.calls = append(r.calls, reinjected{from, append([]string(nil), rcpts...), b})
+	return nil
+}
+
+func deleted(mods []gomilter.ModifyAction) []string {
+	var out []string
+	for _, m := range mods {
+		if m.Type == gomilter.ActionDelRcpt {
+			out = append(out, gomilter.RemoveAngle(m.Rcpt))
+		}
+	}
+	return out
+}
+
+// TestMixedRecipients checks split delivery: every recipient gets the
+// message exactly once, readable, and never in clear where encryption is
+// required.
+func TestMixedRecipients(t *testing.T) {
+	fake := &dane.Fake{}
+	alice, bob := newUser(t, "alice@partner.example"), newUser(t, "bob@mandatory.example")
+	alice.publish(t, fake)
+	bob.publish(t, fake)
+	tbl := policy.NewTable(policy.LevelDane)
+	must(t, tbl.Set("mandatory.example", policy.LevelEncrypt))
+	local := func(d string) bool { return d == "local.example" }
+	plain := readEML(t, "plain.eml")
+
+	t.Run("keyed and unkeyed split", func(t *testing.T) {
+		rec := &recorder{}
+		addr := start(t, Options{Resolver: fake, Levels: tbl, IsLocal: local, Reinjector: rec})
+		res, err := Simulate("tcp", addr, "QM1", "s@local.example", []string{"alice@partner.example", "carol@partner.example", "me@local.example", "bob@mandatory.example"}, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Final.Type != gomilter.ActionAccept {
+			t.Fatalf("final %+v", res.Final)
+		}
+		if len(rec.calls) != 1 {
+			t.Fatalf("%d re-injections, want 1", len(rec.calls))
+		}
+		got := rec.calls[0]
+		if strings.Join(got.rcpts, ",") != "carol@partner.example,me@local.example" || got.from != "s@local.example" {
+			t.Errorf("re-injected from %q to %q", got.from, got.rcpts)
+		}
+		if del := deleted(res.Modifications); strings.Join(del, ",") != "carol@partner.example,me@local.example" {
+			t.Errorf("removed recipients %q", del)
+		}
+		// The plaintext copy is the original message plus a trace header.
+		_, gotBody, _ := splitMessage(got.msg)
+		_, origBody, _ := splitMessage(plain)
+		if !bytes.Equal(gotBody, origBody) || !bytes.Contains(got.msg, []byte("Subject:")) || len(header(got.msg, TraceHeader)) != 1 {
+			t.Errorf("re-injected copy differs from the original:\n%s", got.msg)
+		}
+		// The encrypted copy decrypts for both keyed recipients.
+		for _, u := range []*user{alice, bob} {
+			if out := u.decrypt(t, res.Message); !bytes.Equal(out, entity(t, plain)) {
+				t.Errorf("%s cannot read the encrypted copy", u.addr)
+			}
+		}
+		if tr := header(res.Message, TraceHeader); len(tr) != 1 || !strings.Contains(tr[0], "split=2+2") {
+			t.Errorf("trace header %q", tr)
+		}
+	})
+
+	t.Run("re-injection fails: whole message deferred, nothing changed", func(t *testing.T) {
+		rec := &recorder{fail: errors.New("connection refused")}
+		addr := start(t, Options{Resolver: fake, Levels: tbl, IsLocal: local, Reinjector: rec})
+		res, err := Simulate("tcp", addr, "QM2", "s@local.example", []string{"bob@mandatory.example", "carol@partner.example"}, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Final.Type != gomilter.ActionRejectWithCode || !strings.HasPrefix(res.Final.SMTPReply, "451 4.") {
+			t.Fatalf("final %+v, want 451", res.Final)
+		}
+		if len(deleted(res.Modifications)) != 0 {
+			t.Errorf("recipients removed although deferred")
+		}
+	})
+
+	t.Run("no splitting: mandatory and unkeyed deferred", func(t *testing.T) {
+		addr := start(t, Options{Resolver: fake, Levels: tbl, IsLocal: local})
+		res, err := Simulate("tcp", addr, "QM3", "s@local.example", []string{"bob@mandatory.example", "carol@partner.example"}, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Final.Type != gomilter.ActionRejectWithCode || !strings.HasPrefix(res.Final.SMTPReply, "451 4.7.5") {
+			t.Fatalf("final %+v, want 451 4.7.5", res.Final)
+		}
+	})
+
+	t.Run("mandatory without key refused alone at RCPT", func(t *testing.T) {
+		rec := &recorder{}
+		addr := start(t, Options{Resolver: fake, Levels: tbl, Reinjector: rec, RcptWait: time.Second})
+		res, err := Simulate("tcp", addr, "QM4", "s@local.example", []string{"dave@mandatory.example", "alice@partner.example"}, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Rcpts[0] == nil || !strings.HasPrefix(res.Rcpts[0].SMTPReply, "550 5.7.5") || res.Rcpts[1] != nil {
+			t.Fatalf("rcpt replies %+v", res.Rcpts)
+		}
+		if res.Final.Type != gomilter.ActionAccept {
+			t.Fatalf("final %+v", res.Final)
+		}
+		if out := alice.decrypt(t, res.Message); !bytes.Equal(out, entity(t, plain)) {
+			t.Error("alice cannot read the message")
+		}
+		if len(rec.calls) != 0 {
+			t.Errorf("re-injected %d copies", len(rec.calls))
+		}
+	})
+}
+
+func TestExemptions(t *testing.T) {
+	fake := &dane.Fake{}
+	newUser(t, "postmaster@partner.example").publish(t, fake)
+	newUser(t, "alice@partner.example").publish(t, fake)
+	name, _ := dane.SMIMEAName("abuse@bogus.example", false)
+	fake.SetStatus(name, dns.TypeSMIMEA, dane.StatusBogus, dane.ErrBogus)
+	ex, err := policy.NewExemptions(policy.DefaultExemptSenders, policy.DefaultExemptRecipients)
+	must(t, err)
+	tbl := policy.NewTable(policy.LevelDane)
+	must(t, tbl.Set("mandatory.example", policy.LevelEncrypt))
+	addr := start(t, Options{Resolver: fake, Levels: tbl, Exemptions: ex})
+	plain := readEML(t, "plain.eml")
+	tests := []struct {
+		from, rcpt string
+		refused    string
+		encrypted  bool
+	}{
+		{"s@local.example", "postmaster@partner.example", "", false}, // exempt recipient, although keyed
+		{"s@local.example", "abuse@bogus.example", "", false},        // exempt: not even the bogus answer defers it
+		{"", "alice@partner.example", "", false},                     // bounce: exempt sender
+		{"s@local.example", "alice@partner.example", "", true},
+		{"", "x@mandatory.example", "550 5.7.5", false}, // encrypt is never weakened
+	}
+	for _, tt := range tests {
+		res, err := Simulate("tcp", addr, "QE", tt.from, []string{tt.rcpt}, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.refused != "" {
+			if res.Rcpts[0] == nil || !strings.HasPrefix(res.Rcpts[0].SMTPReply, tt.refused) {
+				t.Errorf("<%s> -> %s: rcpt %+v, want %s", tt.from, tt.rcpt, res.Rcpts[0], tt.refused)
+			}
+			continue
+		}
+		if res.Final == nil || res.Final.Type != gomilter.ActionAccept {
+			t.Errorf("<%s> -> %s: final %+v", tt.from, tt.rcpt, res.Final)
+			continue
+		}
+		if enc := !bytes.Equal(res.Message, plain); enc != tt.encrypted {
+			t.Errorf("<%s> -> %s: changed=%v, want %v", tt.from, tt.rcpt, enc, tt.encrypted)
+		}
+	}
+}
+
+func TestPerEntryDryRun(t *testing.T) {
+	fake := &dane.Fake{}
+	newUser(t, "alice@trial.example").publish(t, fake)
+	tbl := policy.NewTable(policy.LevelDane)
+	must(t, tbl.SetEntry("trial.example", policy.Entry{Level: policy.LevelEncrypt, DryRun: true}))
+	addr := start(t, Options{Resolver: fake, Levels: tbl})
+	plain := readEML(t, "plain.eml")
+	for rcpt, would := range map[string]string{"alice@trial.example": "would encrypt", "nokey@trial.example": "would reject"} {
+		res, err := Simulate("tcp", addr, "QD", "s@local.example", []string{rcpt}, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Rcpts[0] != nil || res.Final.Type != gomilter.ActionAccept {
+			t.Fatalf("%s: refused in dry run: %+v %+v", rcpt, res.Rcpts, res.Final)
+		}
+		_, body, _ := splitMessage(res.Message)
+		_, orig, _ := splitMessage(plain)
+		if !bytes.Equal(body, orig) {
+			t.Errorf("%s: dry run changed the body", rcpt)
+		}
+		if tr := header(res.Message, TraceHeader); len(tr) != 1 || !strings.Contains(tr[0], would) {
+			t.Errorf("%s: trace %q, want %q", rcpt, tr, would)
+		}
+	}
+}
+
+// smtpSink is a minimal SMTP server for the SMTPReinjector test.
+type smtpSink struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	msgs   []reinjected
+	refuse string // RCPT address to refuse
+}
+
+func newSMTPSink(t *testing.T) *smtpSink {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &smtpSink{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(c)
+		}
+	}()
+	return s
+}
+
+func (s *smtpSink) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	w := func(l string) { _, _ = io.WriteString(c, l+"\r\n") }
+	w("220 sink")
+	var cur reinjected
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"):
+			w("250-sink")
+			w("250 8BITMIME")
+		case strings.HasPrefix(cmd, "MAIL FROM:"):
+			cur = reinjected{from: strings.Trim(strings.Fields(strings.TrimSpace(line)[10:])[0], "<>")}
+			w("250 ok")
+		case strings.HasPrefix(cmd, "RCPT TO:"):
+			a := strings.Trim(strings.TrimSpace(line)[8:], "<>")
+			if a == s.refuse {
+				w("550 5.1.1 no such user")
+				continue
+			}
+			cur.rcpts = append(cur.rcpts, a)
+			w("250 ok")
+		case cmd == "DATA":
+			w("354 go")
+			var b bytes.Buffer
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				b.WriteString(strings.TrimPrefix(l, "."))
+			}
+			cur.msg = b.Bytes()
+			s.mu.Lock()
+			s.msgs = append(s.msgs, cur)
+			s.mu.Unlock()
+			w("250 queued")
+		case cmd == "QUIT":
+			w("221 bye")
+			return
+		default:
+			w("250 ok")
+		}
+	}
+}
+
+func TestSMTPReinjector(t *testing.T) {
+	sink := newSMTPSink(t)
+	rj := &SMTPReinjector{Addr: sink.ln.Addr().String(), Helo: "gw.local.example", Timeout: 5 * time.Second}
+	msg := "Subject: x\r\n\r\n.leading dot\r\nGrüße\r\n"
+	if err := rj.Reinject(context.Background(), "", []string{"a@x.example", "b@y.example"}, strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	got := sink.msgs
+	sink.mu.Unlock()
+	if len(got) != 1 || got[0].from != "" || strings.Join(got[0].rcpts, ",") != "a@x.example,b@y.example" || string(got[0].msg) != msg {
+		t.Fatalf("sink got %+v", got)
+	}
+	sink.refuse = "b@y.example"
+	err := rj.Reinject(context.Background(), "s@l.example", []string{"a@x.example", "b@y.example"}, strings.NewReader(msg))
+	if !errors.Is(err, ErrReinject) || !strings.Contains(err.Error(), "b@y.example") {
+		t.Errorf("refused recipient: err = %v", err)
+	}
+	dead := &SMTPReinjector{Addr: deadTCP(t), Timeout: time.Second}
+	if err := dead.Reinject(context.Background(), "", []string{"a@x.example"}, strings.NewReader(msg)); !errors.Is(err, ErrReinject) {
+		t.Errorf("dead listener: err = %v", err)
+	}
+}
+
+func deadTCP(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ln.Addr().String()
+	ln.Close()
+	return a
+}

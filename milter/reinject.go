@@ -1,0 +1,104 @@
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/smtp"
+	"time"
+)
+
+// Reinjector delivers a copy of a message to some of its recipients outside
+// the current milter transaction. It must hand the message to a path that
+// does not call danemilter again (a milter-less listener of the MTA), or
+// every split would loop.
+type Reinjector interface {
+	// Reinject submits msg (header and body, CRLF line ends) from the
+	// envelope sender from ("" for the null sender) to rcpts. It returns nil
+	// only when the MTA has accepted responsibility for every recipient.
+	Reinject(ctx context.Context, from string, rcpts []string, msg io.Reader) error
+}
+
+// SMTPReinjector submits over SMTP to the MTA's milter-less listener, e.g. a
+// Postfix master.cf smtpd service with -o smtpd_milters= (README "Mixed
+// recipients").
+type SMTPReinjector struct {
+	// Addr is host:port of the listener.
+	Addr string
+	// Helo is the EHLO name.
+	Helo string
+	// Timeout bounds one re-injection; default 60s.
+	Timeout time.Duration
+}
+
+// ErrReinject is wrapped by every error of SMTPReinjector.Reinject.
+var ErrReinject = errors.New("milter: re-injection failed")
+
+// Reinject implements Reinjector. Any refusal, even of one recipient, is an
+// error: the caller then defers the whole message. (A copy accepted for the
+// other recipients before that may be delivered again on retry: a duplicate,
+// never a loss.)
+func (s *SMTPReinjector) Reinject(ctx context.Context, from string, rcpts []string, msg io.Reader) (err error) {
+	if len(rcpts) == 0 {
+		return nil
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrReinject, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			return fmt.Errorf("%w: %w", ErrReinject, err)
+		}
+	}
+	// Closing the connection when ctx ends unblocks any read or write.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+
+	host, _, _ := net.SplitHostPort(s.Addr)
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return fmt.Errorf("%w: greeting: %w", ErrReinject, err)
+	}
+	helo := s.Helo
+	if helo == "" {
+		helo = "localhost"
+	}
+	if err := c.Hello(helo); err != nil {
+		return fmt.Errorf("%w: EHLO: %w", ErrReinject, err)
+	}
+	// net/smtp adds BODY=8BITMIME (and SMTPUTF8) when the server offers
+	// them. MAIL FROM:<> for the null sender.
+	if err := c.Mail(from); err != nil {
+		return fmt.Errorf("%w: MAIL FROM: %w", ErrReinject, err)
+	}
+	for _, r := range rcpts {
+		if err := c.Rcpt(r); err != nil {
+			return fmt.Errorf("%w: RCPT TO <%s>: %w", ErrReinject, r, err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fmt.Errorf("%w: DATA: %w", ErrReinject, err)
+	}
+	if _, err := io.Copy(w, msg); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("%w: sending message: %w", ErrReinject, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("%w: end of data: %w", ErrReinject, err)
+	}
+	// The message is accepted; a failing QUIT does not change that.
+	_ = c.Quit()
+	return nil
+}

@@ -1,0 +1,112 @@
+package smime_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"log"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/danemilter/danemilter/smime"
+)
+
+// An MTA filter decides per message: leave already-encrypted mail alone.
+func ExampleIsEncrypted() {
+	for _, ct := range []string{
+		`application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"`,
+		`multipart/encrypted; protocol="application/pgp-encrypted"; boundary="x"`,
+		`application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"`,
+		`text/plain; charset=utf-8`,
+	} {
+		fmt.Println(smime.IsEncrypted(ct), ct)
+	}
+	// Output:
+	// true application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"
+	// true multipart/encrypted; protocol="application/pgp-encrypted"; boundary="x"
+	// false application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"
+	// false text/plain; charset=utf-8
+}
+
+// The Content-* fields of the original message move inside the encryption;
+// the others stay where they are.
+func ExampleIsEntityHeader() {
+	for _, name := range []string{"From", "Subject", "MIME-Version", "Content-Type", "content-transfer-encoding"} {
+		fmt.Printf("%s: %v\n", name, smime.IsEntityHeader(name))
+	}
+	// Output:
+	// From: false
+	// Subject: false
+	// MIME-Version: false
+	// Content-Type: true
+	// content-transfer-encoding: true
+}
+
+func ExampleOuterFields() {
+	for _, f := range smime.OuterFields() {
+		fmt.Printf("%s: %s\n", f.Name, f.Value)
+	}
+	// Output:
+	// Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"
+	// Content-Transfer-Encoding: base64
+	// Content-Disposition: attachment; filename="smime.p7m"
+	// Content-Description: S/MIME Encrypted Message
+}
+
+// Encrypt a MIME entity for one recipient and wrap it as an RFC 8551 §3.3
+// application/pkcs7-mime message. The recipient certificate would come from
+// an SMIMEA record; here it is made on the spot.
+func ExampleEncryptBase64() {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		log.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "bob@example.org"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The plaintext is the entity: its Content-* fields, an empty line and
+	// its body, with CRLF line ends (RFC 8551 §3.1.1).
+	entity := "Content-Type: text/plain; charset=us-ascii\r\n\r\nHello, Bob.\r\n"
+
+	var msg bytes.Buffer
+	msg.WriteString("From: alice@example.com\r\nTo: bob@example.org\r\nMIME-Version: 1.0\r\n")
+	for _, f := range smime.OuterFields() {
+		fmt.Fprintf(&msg, "%s: %s\r\n", f.Name, f.Value)
+	}
+	msg.WriteString("\r\n")
+	err = smime.EncryptBase64(&msg, strings.NewReader(entity), int64(len(entity)),
+		[]*x509.Certificate{cert}, smime.Options{Cipher: smime.AES256CBC})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	header, body, _ := strings.Cut(msg.String(), "\r\n\r\n")
+	fmt.Println(strings.ReplaceAll(header, "\r\n", "\n"))
+	lines := strings.Split(strings.TrimSuffix(body, "\r\n"), "\r\n")
+	fmt.Println("base64 lines:", len(lines), "first line length:", len(lines[0]))
+	// Output:
+	// From: alice@example.com
+	// To: bob@example.org
+	// MIME-Version: 1.0
+	// Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"
+	// Content-Transfer-Encoding: base64
+	// Content-Disposition: attachment; filename="smime.p7m"
+	// Content-Description: S/MIME Encrypted Message
+	// base64 lines: 8 first line length: 76
+}
