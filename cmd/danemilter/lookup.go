@@ -41,10 +41,18 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 		fmt.Fprintln(stderr, "danemilter lookup:", err)
 		return 2
 	}
-	match := cfg.Levels.Lookup(addr)
+	levels, err := policy.NewLive(cfg.Levels, cfg.Policy.MapFile, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "danemilter lookup:", err)
+		return 2
+	}
+	match := levels.Lookup(addr)
 	entry := "default"
 	if match.Entry != "" {
 		entry = "entry " + match.Entry
+	}
+	if match.DryRun {
+		entry += ", dry-run: decisions are only logged and announced in a header"
 	}
 	_, domain, _ := strings.Cut(addr[strings.LastIndex(addr, "@"):], "@")
 	fmt.Fprintf(w, "recipient:   %s\n", addr)
@@ -52,6 +60,15 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 		fmt.Fprintf(w, "local:       yes (local_domains); outbound encryption does not apply\n")
 	}
 	fmt.Fprintf(w, "policy:      %s (%s)\n", match.Level, entry)
+	exempt := ""
+	if p := cfg.Exemptions.Recipient(addr); p != "" {
+		if match.Level == policy.LevelEncrypt {
+			fmt.Fprintf(w, "exempt:      matches %q, but level encrypt is never weakened by an exemption\n", p)
+		} else {
+			exempt = p
+			fmt.Fprintf(w, "exempt:      yes (exempt.recipients %q): mail to it is neither encrypted nor refused\n", p)
+		}
+	}
 	fmt.Fprintf(w, "owner name:  %s SMIMEA\n", name)
 	res := resolver.Lookup(ctx, name, dns.TypeSMIMEA)
 	fmt.Fprintf(w, "resolver:    %s\n", res.Resolver)
@@ -106,11 +123,20 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 		outcome = policy.Bogus
 	}
 	d := policy.Decide(match.Level, outcome)
+	if exempt != "" {
+		d = policy.Decision{Action: policy.Plain, Reason: "exempt"}
+	}
+	fmt.Fprintf(w, "outcome:     %s\n", outcome)
 	switch d.Action {
 	case policy.Reject, policy.TempFail:
-		fmt.Fprintf(w, "decision:    %s: %d %s %s\n", d.Action, d.Code, d.Status, d.Reason)
+		fmt.Fprintf(w, "decision:    %s at RCPT TO: %d %s %s\n", d.Action, d.Code, d.Status, d.Reason)
+	case policy.Encrypt:
+		fmt.Fprintf(w, "decision:    encrypt (S/MIME to %d certificate(s); %s)\n", len(usable), d.Reason)
 	default:
-		fmt.Fprintf(w, "decision:    %s (%s)\n", d.Action, d.Reason)
+		fmt.Fprintf(w, "decision:    send in clear (%s)\n", d.Reason)
+	}
+	if match.DryRun || cfg.DryRun {
+		fmt.Fprintf(w, "dry run:     yes: the message would pass unchanged, with an %s: dry-run header\n", "X-Danemilter")
 	}
 	if len(usable) > 0 {
 		return 0

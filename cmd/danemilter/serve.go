@@ -16,6 +16,7 @@ import (
 
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/milter"
+	"github.com/danemilter/danemilter/policy"
 )
 
 // serve runs the daemon until SIGTERM or SIGINT. The first signal stops
@@ -27,10 +28,24 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	levels, err := policy.NewLive(cfg.Levels, cfg.Policy.MapFile, logger)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go levels.Watch(ctx, time.Duration(cfg.Policy.MapCheckInterval))
+	var reinjector milter.Reinjector
+	if cfg.ReinjectAddress != "" {
+		reinjector = &milter.SMTPReinjector{Addr: cfg.ReinjectAddress, Helo: cfg.Reinject.Helo, Timeout: time.Duration(cfg.Reinject.Timeout)}
+	}
 	srv, err := milter.NewServer(milter.Options{
 		Logger:             logger,
 		Resolver:           resolver,
-		Levels:             cfg.Levels,
+		Levels:             levels,
+		Exemptions:         cfg.Exemptions,
+		Reinjector:         reinjector,
+		RcptWait:           time.Duration(*cfg.Timeouts.Rcpt),
 		IsLocal:            cfg.IsLocal,
 		LowercaseLocalPart: cfg.DNS.LowercaseLocalPart,
 		MaxMessageSize:     int64(cfg.MaxMessageSize),
@@ -46,7 +61,8 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("listening", "version", version, "listen", cfg.Listen, "resolvers", cfg.DNS.Resolvers, "default_policy", cfg.Levels.Default().String(), "local_domains", cfg.LocalDomains, "dry_run", cfg.DryRun)
+	logger.Info("listening", "version", version, "listen", cfg.Listen, "resolvers", cfg.DNS.Resolvers, "default_policy", cfg.Levels.Default().String(),
+		"policy_entries", levels.Table().Len(), "map_file", cfg.Policy.MapFile, "local_domains", cfg.LocalDomains, "reinject", cfg.ReinjectAddress, "dry_run", cfg.DryRun)
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -63,7 +79,11 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 			return nil
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				logger.Info("SIGHUP received; nothing to reload in this version")
+				if cfg.Policy.MapFile == "" {
+					logger.Info("SIGHUP received; no policy map file to reload (other settings need a restart)")
+				} else {
+					levels.ReloadAndLog("SIGHUP")
+				}
 				continue
 			}
 			logger.Info("shutting down; draining in-flight messages", "signal", sig.String(), "timeout", time.Duration(cfg.Timeouts.Shutdown).String())
