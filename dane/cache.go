@@ -3,8 +3,11 @@ package dane
 import (
 	"container/list"
 	"context"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // CacheOptions configure NewCache. Zero values are the defaults.
@@ -81,7 +84,7 @@ func (c *Cache) Len() int {
 // Resolver bounds it with its own timeouts), but Lookup returns at once with
 // StatusIndeterminate and ctx's error.
 func (c *Cache) Lookup(ctx context.Context, name string, qtype uint16) Result {
-	k := cacheKey{name, qtype}
+	k := cacheKey{strings.ToLower(dns.Fqdn(name)), qtype}
 	now := c.opts.Now()
 	c.mu.Lock()
 	if el, ok := c.entries[k]; ok {
@@ -90,6 +93,8 @@ func (c *Cache) Lookup(ctx context.Context, name string, qtype uint16) Result {
 			c.lru.MoveToFront(el)
 			res := e.res
 			c.mu.Unlock()
+			// Callers may keep and change the slice; the cache's copy stays.
+			res.Records = append([]dns.RR(nil), res.Records...)
 			res.TTL = e.expires.Sub(now).Truncate(time.Second)
 			return res
 		}
@@ -125,8 +130,12 @@ func (c *Cache) resolve(ctx context.Context, k cacheKey, cl *call) {
 			cl.res = Result{Name: k.name, Type: k.qtype, Status: StatusIndeterminate, Rcode: -1, Err: panicError{p}}
 		}
 	}()
-	cl.res = c.next.Lookup(ctx, k.name, k.qtype)
-	c.store(k, cl.res)
+	res := c.next.Lookup(ctx, k.name, k.qtype)
+	if res.Status == StatusBogus || res.Status == StatusIndeterminate {
+		res.TTL = min(res.TTL, c.opts.FailureTTL)
+	}
+	cl.res = res
+	c.store(k, res)
 }
 
 type panicError struct{ v any }

@@ -64,6 +64,11 @@ func SplitAddress(addr string) (local, domain string, err error) {
 	if len(local) > 64*4 { // RFC 5321 §4.5.3.1.1: 64 octets; be lenient for UTF-8
 		return "", "", fmt.Errorf("%w: local part of %q is too long", ErrBadAddress, addr)
 	}
+	// idna maps invalid UTF-8 to U+FFFD without an error, which would turn
+	// garbage into a valid-looking A-label.
+	if !utf8.ValidString(domain) {
+		return "", "", fmt.Errorf("%w: domain of %q is not UTF-8", ErrBadAddress, addr)
+	}
 	a, err := idna.Lookup.ToASCII(domain)
 	if err != nil {
 		return "", "", fmt.Errorf("%w: domain of %q: %v", ErrBadAddress, addr, err)

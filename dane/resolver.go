@@ -284,6 +284,14 @@ func classify(name string, qtype uint16, resp *dns.Msg) Result {
 		}
 		owner = next
 	}
+	if len(res.Records) > 0 && resp.Rcode == dns.RcodeNameError {
+		// RFC 6604 §3: NXDOMAIN is about the last name of the chain, which
+		// then has no records. The answer contradicts itself: use none of it.
+		res.Records = nil
+		res.Status = StatusIndeterminate
+		res.Err = errors.New("resolver answered NXDOMAIN with records")
+		return res
+	}
 	if len(res.Records) > 0 {
 		res.TTL = time.Duration(minTTL) * time.Second
 		if ad {

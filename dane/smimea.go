@@ -70,7 +70,7 @@ func SelectSMIMEA(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) 
 	seen := map[string]bool{}
 	for _, rr := range rrs {
 		s, ok := rr.(*dns.SMIMEA)
-		if !ok {
+		if !ok || s == nil {
 			continue
 		}
 		cert, reason := checkSMIMEA(addr, s, now)
