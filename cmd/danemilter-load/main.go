@@ -1,0 +1,336 @@
+// Command danemilter-load is the load harness of danemilter: it starts the
+// real daemon as a child process, with an in-process DNS server on loopback
+// that answers DNSSEC-secure (AD) SMIMEA records for generated recipients,
+// plays an MTA over the milter protocol with many concurrent sessions, and
+// reports throughput, latency percentiles and the daemon's peak memory
+// (VmHWM from /proc).
+//
+//	go run ./cmd/danemilter-load -n 200 -c 4 -size 100KB -rcpts 1
+//	go run ./cmd/danemilter-load -n 8 -c 1 -size 25MB -rcpts 10
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+	"github.com/miekg/dns"
+
+	"github.com/danemilter/danemilter/config"
+)
+
+func main() {
+	n := flag.Int("n", 100, "messages to send")
+	c := flag.Int("c", 4, "concurrent milter sessions")
+	sizeS := flag.String("size", "100KB", "message body size (e.g. 10KB, 1MB, 25MB)")
+	nrcpt := flag.Int("rcpts", 1, "keyed recipients per message")
+	daemon := flag.String("daemon", "", "danemilter binary (default: go build ./cmd/danemilter)")
+	cipher := flag.String("cipher", "", "content cipher (config key cipher), empty = daemon default")
+	flag.Parse()
+	size, err := config.ParseByteSize(*sizeS)
+	if err != nil {
+		fatal(err)
+	}
+	if err := run(*n, *c, int64(size), *nrcpt, *daemon, *cipher); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "danemilter-load:", err)
+	os.Exit(1)
+}
+
+func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
+	dir, err := os.MkdirTemp("", "danemilter-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	// Recipients and their SMIMEA records.
+	records := map[string]dns.RR{}
+	var rcpts []string
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	for i := range nrcpt {
+		addr := fmt.Sprintf("user%d@load.test", i)
+		rcpts = append(rcpts, addr)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: addr},
+			EmailAddresses: []string{addr}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageKeyEncipherment}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256([]byte(fmt.Sprintf("user%d", i)))
+		name := hex.EncodeToString(sum[:28]) + "._smimecert.load.test."
+		records[name] = &dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 3600},
+			Usage: 3, Certificate: hex.EncodeToString(der)}
+	}
+	dnsAddr, stopDNS, err := serveDNS(records)
+	if err != nil {
+		return err
+	}
+	defer stopDNS()
+
+	if daemon == "" {
+		daemon = filepath.Join(dir, "danemilter")
+		b := exec.Command("go", "build", "-o", daemon, "./cmd/danemilter")
+		b.Stderr = os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("go build (run from the repository root): %w", err)
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf("listen = \"inet:127.0.0.1:%d\"\nlog_level = \"warn\"\nspool_dir = %q\nmax_message_size = \"200MiB\"\n[dns]\nresolvers = [%q]\n", port, dir, dnsAddr)
+	if cipher != "" {
+		cfg = "cipher = " + fmt.Sprintf("%q", cipher) + "\n" + cfg
+	}
+	cfgPath := filepath.Join(dir, "danemilter.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(daemon, "serve", "--config", cfgPath)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := waitPort(addr, 10*time.Second); err != nil {
+		return err
+	}
+	base := vmKB(cmd.Process.Pid, "VmRSS")
+
+	msg := makeMessage(size)
+	fmt.Printf("danemilter-load: %d messages of %d bytes body, %d keyed recipients each, %d sessions, daemon pid %d (RSS at start %d KiB)\n",
+		n, size, nrcpt, conc, cmd.Process.Pid, base)
+
+	jobs := make(chan int)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failures []error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				t0 := time.Now()
+				err := send(addr, fmt.Sprintf("LOAD%d", i), rcpts, msg)
+				d := time.Since(t0)
+				mu.Lock()
+				if err != nil {
+					failures = append(failures, err)
+				} else {
+					lat = append(lat, d)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start)
+	hwm := vmKB(cmd.Process.Pid, "VmHWM")
+
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+	}
+	fmt.Printf("ok %d, failed %d in %s: %.1f msg/s, %.1f MB/s of message\n", len(lat), len(failures), elapsed.Round(time.Millisecond),
+		float64(len(lat))/elapsed.Seconds(), float64(len(lat))*float64(len(msg))/1e6/elapsed.Seconds())
+	fmt.Printf("latency p50 %s p95 %s p99 %s max %s\n", pct(0.5).Round(time.Microsecond), pct(0.95).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
+	fmt.Printf("daemon peak RSS (VmHWM) %d KiB = %.2fx the message (%d bytes)\n", hwm, float64(hwm*1024)/float64(len(msg)), len(msg))
+	for i, err := range failures {
+		if i == 5 {
+			break
+		}
+		fmt.Println("failure:", err)
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("%d of %d messages failed", len(failures), n)
+	}
+	return nil
+}
+
+// send plays one SMTP transaction over the milter protocol and checks that
+// the message was accepted with its body replaced by S/MIME.
+func send(addr, queueID string, rcpts []string, msg []byte) error {
+	client := gomilter.NewClient("tcp", addr, gomilter.WithReadTimeout(5*time.Minute), gomilter.WithWriteTimeout(5*time.Minute))
+	macros := gomilter.NewMacroBag()
+	macros.Set(gomilter.MacroQueueId, queueID)
+	s, err := client.Session(macros)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	step := func(a *gomilter.Action, err error) error {
+		if err != nil {
+			return err
+		}
+		if a.StopProcessing() {
+			return fmt.Errorf("milter stopped: %+v", a)
+		}
+		return nil
+	}
+	if err := step(s.Conn("localhost", gomilter.FamilyInet, 25, "127.0.0.1")); err != nil {
+		return err
+	}
+	if err := step(s.Helo("localhost")); err != nil {
+		return err
+	}
+	if err := step(s.Mail("<sender@local.test>", "")); err != nil {
+		return err
+	}
+	for _, r := range rcpts {
+		if err := step(s.Rcpt("<"+r+">", "")); err != nil {
+			return err
+		}
+	}
+	if err := step(s.DataStart()); err != nil {
+		return err
+	}
+	head, body, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	for _, line := range strings.Split(string(head), "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if !s.ProtocolOption(gomilter.OptHeaderLeadingSpace) {
+			v = strings.TrimPrefix(v, " ")
+		}
+		if err := step(s.HeaderField(k, v, nil)); err != nil {
+			return err
+		}
+	}
+	if err := step(s.HeaderEnd()); err != nil {
+		return err
+	}
+	mods, act, err := s.BodyReadFrom(bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if act.Type != gomilter.ActionAccept && act.Type != gomilter.ActionContinue {
+		return fmt.Errorf("final action %+v", act)
+	}
+	replaced := 0
+	for _, m := range mods {
+		if m.Type == gomilter.ActionReplaceBody {
+			replaced += len(m.Body)
+		}
+	}
+	if replaced < len(body) {
+		return fmt.Errorf("body not replaced by ciphertext (%d bytes)", replaced)
+	}
+	return nil
+}
+
+func makeMessage(size int64) []byte {
+	var b bytes.Buffer
+	b.WriteString("From: sender@local.test\r\nTo: user0@load.test\r\nSubject: load\r\nMessage-ID: <load@local.test>\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	raw := make([]byte, 57)
+	for int64(b.Len()) < size {
+		_, _ = rand.Read(raw)
+		b.WriteString(base64.StdEncoding.EncodeToString(raw))
+		b.WriteString("\r\n")
+	}
+	return b.Bytes()
+}
+
+// serveDNS answers SMIMEA queries for records with the AD bit, as a
+// validating resolver on loopback would for a signed zone, and NXDOMAIN with
+// AD for anything else.
+func serveDNS(records map[string]dns.RR) (string, func(), error) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.AuthenticatedData = true
+		if rr, ok := records[strings.ToLower(q.Question[0].Name)]; ok && q.Question[0].Qtype == dns.TypeSMIMEA {
+			m.Answer = append(m.Answer, rr)
+		} else {
+			m.Rcode = dns.RcodeNameError
+			m.Ns = append(m.Ns, &dns.SOA{Hdr: dns.RR_Header{Name: "load.test.", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 300},
+				Ns: "ns.load.test.", Mbox: "hostmaster.load.test.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 300})
+		}
+		if o := q.IsEdns0(); o != nil {
+			m.SetEdns0(1232, true)
+		}
+		_ = w.WriteMsg(m)
+	})
+	srv := &dns.Server{PacketConn: pc, Handler: h}
+	go func() { _ = srv.ActivateAndServe() }()
+	return pc.LocalAddr().String(), func() { _ = srv.Shutdown() }, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitPort(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			return c.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("daemon did not start listening on " + addr)
+}
+
+// vmKB reads a field such as VmHWM (peak resident set) from /proc.
+func vmKB(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb
+		}
+	}
+	return -1
+}
