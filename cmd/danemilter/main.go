@@ -138,7 +138,3 @@ func newResolver(cfg *config.Config, logger *slog.Logger) (dane.Resolver, error)
 	}
 	return dane.NewCache(stub, dane.CacheOptions{MaxEntries: cfg.DNS.CacheSize}), nil
 }
-
-
-
-
