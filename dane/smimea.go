@@ -1,7 +1,12 @@
 package dane
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
@@ -12,7 +17,7 @@ import (
 	"github.com/miekg/dns"
 )
 
-// SMIMEA certificate usages, selectors and matching types (RFC 8162 §2.1,
+// SMIMEA certificate usages, selectors and matching types (RFC 8162 §2,
 // which takes them from RFC 6698 §2.1 and RFC 7218).
 const (
 	UsagePKIXTA     = 0
@@ -43,87 +48,271 @@ type Rejected struct {
 
 var oidEmailAddress = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1} // PKCS #9 emailAddress
 
-// SelectSMIMEA returns the certificates among the SMIMEA records rrs (other
-// record types are ignored) that may be used to encrypt mail to addr at time
-// now, and a reason for every record that yields none. Several usable
-// records — a key rollover — all yield keys; one broken record never hides
-// the others.
-//
-// A record is usable when it is a DANE-EE record carrying the whole
-// certificate (3 0 0, RFC 8162 §2.1.1 and RFC 6698 §2.1) and the
-// certificate
-//   - parses, and holds an RSA public key of at least 2048 bits,
-//   - names addr as an email address (subjectAltName rfc822Name, or the
-//     subject's emailAddress attribute), compared without regard to case,
-//   - is valid at now,
-//   - allows key encipherment when it has a key usage extension, and
-//     emailProtection when it has an extended key usage extension (RFC 8550
-//     §4.4.2, §4.4.4).
-//
-// The caller must pass only records of a DNSSEC-secure answer (RFC 8162 §6).
-// Records with parameters that RFC 8162 does not define are skipped, as RFC
-// 6698 §2.1 says; hashed records and the PKIX and trust-anchor usages are
-// skipped with a reason until the certificates they refer to can be found.
+// Selector chooses the usable certificates among a recipient's SMIMEA
+// records. The zero value knows no certificates besides those in the records
+// and validates PKIX usages against the system roots.
+type Selector struct {
+	// Roots are the trust anchors of the PKIX usages 0 and 1; nil means the
+	// system roots.
+	Roots *x509.CertPool
+	// Certs are certificates from elsewhere (a directory the operator
+	// fills): end-entity certificates that hashed records authenticate, and
+	// CA certificates that chains are built through. nil: none.
+	Certs CertSource
+}
+
+// CertSource gives certificates that did not come in a record.
+type CertSource interface {
+	// Certificates returns every certificate; callers must not change them.
+	Certificates() []*x509.Certificate
+}
+
+// SelectSMIMEA is Selector{}.Select: records only, system roots.
 func SelectSMIMEA(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
+	return (&Selector{}).Select(addr, rrs, now)
+}
+
+// Select returns the certificates among the SMIMEA records rrs (other record
+// types are ignored) that may be used to encrypt mail to addr at time now,
+// and a reason for every record that yields none. Several usable records —
+// a key rollover — all yield keys; one broken record never hides the others.
+// The caller must pass only records of a DNSSEC-secure answer (RFC 8162 §6).
+//
+// Per record (RFC 8162 §2.1 with RFC 6698 §2.1 and RFC 7671):
+//   - usage 3 (DANE-EE): the record matches the end-entity certificate,
+//     which comes in the record itself (3 0 0) or from Certs (hashed or SPKI
+//     records); no chain is checked.
+//   - usage 2 (DANE-TA): the record matches a trust anchor (in the record,
+//     2 0 0, or in Certs); an end-entity certificate for addr from Certs must
+//     chain to it (through CA certificates from Certs).
+//   - usage 1 (PKIX-EE): like DANE-EE, and the certificate must also chain
+//     to Roots.
+//   - usage 0 (PKIX-TA): an end-entity certificate for addr from Certs must
+//     chain to Roots, and the record must match a CA certificate of that
+//     chain.
+//
+// Every usable certificate must also pass CheckCertificate: it is for addr,
+// valid at now, and allowed to encrypt. Records with parameters RFC 8162 does
+// not define are ignored with a reason (RFC 6698 §2.1.1–2.1.3).
+func (s *Selector) Select(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
 	var keys []Key
 	var rejected []Rejected
 	seen := map[string]bool{}
 	for _, rr := range rrs {
-		s, ok := rr.(*dns.SMIMEA)
-		if !ok || s == nil {
+		r, ok := rr.(*dns.SMIMEA)
+		if !ok || r == nil {
 			continue
 		}
-		cert, reason := checkSMIMEA(addr, s, now)
-		if reason != "" {
-			rejected = append(rejected, Rejected{Record: s, Reason: reason})
+		certs, reason := s.check(addr, r, now)
+		if len(certs) == 0 {
+			rejected = append(rejected, Rejected{Record: r, Reason: reason})
 			continue
 		}
-		if seen[string(cert.Raw)] {
-			rejected = append(rejected, Rejected{Record: s, Reason: "duplicate of another record's certificate"})
-			continue
+		added := 0
+		for _, c := range certs {
+			if !seen[string(c.Raw)] {
+				seen[string(c.Raw)] = true
+				keys = append(keys, Key{Record: r, Cert: c})
+				added++
+			}
 		}
-		seen[string(cert.Raw)] = true
-		keys = append(keys, Key{Record: s, Cert: cert})
+		if added == 0 {
+			rejected = append(rejected, Rejected{Record: r, Reason: "duplicate of another record's certificate"})
+		}
 	}
 	return keys, rejected
 }
 
-func checkSMIMEA(addr string, s *dns.SMIMEA, now time.Time) (*x509.Certificate, string) {
-	if s.Usage > UsageDANEEE || s.Selector > SelectorSPKI || s.MatchingType > MatchingSHA512 {
+// check returns the usable certificates one record vouches for, or the
+// reason there are none.
+func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Certificate, string) {
+	if r.Usage > UsageDANEEE || r.Selector > SelectorSPKI || r.MatchingType > MatchingSHA512 {
 		// RFC 6698 §2.1.1-2.1.3 via RFC 8162 §2: unknown values are unusable.
-		return nil, fmt.Sprintf("unknown parameters %d %d %d (ignored, RFC 6698 §2.1)", s.Usage, s.Selector, s.MatchingType)
+		return nil, fmt.Sprintf("unknown parameters %d %d %d (ignored, RFC 6698 §2.1)", r.Usage, r.Selector, r.MatchingType)
 	}
-	if s.Usage != UsageDANEEE {
-		return nil, fmt.Sprintf("certificate usage %d (%s) is not supported yet; only 3 (DANE-EE)", s.Usage, usageName(s.Usage))
+	if len(r.Certificate) > 2*maxRecordLength {
+		return nil, "certificate association data too long"
 	}
-	if s.Selector != SelectorCert || s.MatchingType != MatchingFull {
-		return nil, fmt.Sprintf("record %d %d %d holds a hash or key, not the certificate; certificates from elsewhere are not supported yet", s.Usage, s.Selector, s.MatchingType)
+	data, err := hex.DecodeString(r.Certificate)
+	if err != nil || len(data) == 0 {
+		return nil, "certificate association data is not valid hex"
 	}
-	if len(s.Certificate) > 2*maxRecordLength {
-		return nil, "certificate data too long"
+	switch r.MatchingType {
+	case MatchingSHA256:
+		if len(data) != sha256.Size {
+			return nil, fmt.Sprintf("SHA-256 association data of %d octets, want 32", len(data))
+		}
+	case MatchingSHA512:
+		if len(data) != sha512.Size {
+			return nil, fmt.Sprintf("SHA-512 association data of %d octets, want 64", len(data))
+		}
 	}
-	der, err := hex.DecodeString(s.Certificate)
-	if err != nil || len(der) == 0 {
-		return nil, "certificate data is not valid hex"
+	// A record with the whole certificate (x 0 0) carries it.
+	var inRecord *x509.Certificate
+	if r.Selector == SelectorCert && r.MatchingType == MatchingFull {
+		inRecord, err = x509.ParseCertificate(data)
+		if err != nil {
+			return nil, "certificate does not parse: " + err.Error()
+		}
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, "certificate does not parse: " + err.Error()
+	var others []*x509.Certificate
+	if s.Certs != nil {
+		others = s.Certs.Certificates()
 	}
-	return cert, CheckCertificate(addr, cert, now)
+	pool := x509.NewCertPool()
+	for _, c := range others {
+		pool.AddCert(c)
+	}
+	if inRecord != nil {
+		pool.AddCert(inRecord)
+	}
+
+	// End-entity candidates: the record's own certificate for the EE usages,
+	// else certificates for addr from elsewhere.
+	var candidates []*x509.Certificate
+	if inRecord != nil && (r.Usage == UsageDANEEE || r.Usage == UsagePKIXEE) {
+		candidates = []*x509.Certificate{inRecord}
+	} else {
+		for _, c := range others {
+			if !c.IsCA && certHasAddress(c, addr) {
+				candidates = append(candidates, c)
+			}
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, fmt.Sprintf("record %d %d %d: no certificate for %s in the certificate directory", r.Usage, r.Selector, r.MatchingType, addr)
+	}
+
+	var usable []*x509.Certificate
+	var reasons []string
+	for _, c := range candidates {
+		reason := ""
+		switch r.Usage {
+		case UsageDANEEE, UsagePKIXEE:
+			if !matches(r, data, c) {
+				reason = "does not match the record"
+				break
+			}
+			if r.Usage == UsagePKIXEE {
+				if _, err := c.Verify(x509.VerifyOptions{Roots: s.Roots, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}); err != nil {
+					reason = "PKIX-EE: does not chain to a trusted root: " + err.Error()
+				}
+			}
+		case UsageDANETA:
+			// RFC 7671 §5.2.2: the trust anchor is the certificate (or key)
+			// the record matches; the EE must chain to it.
+			var anchors []*x509.Certificate
+			if inRecord != nil {
+				anchors = []*x509.Certificate{inRecord}
+			} else {
+				for _, o := range others {
+					if o.IsCA && matches(r, data, o) {
+						anchors = append(anchors, o)
+					}
+				}
+			}
+			if len(anchors) == 0 {
+				reason = "DANE-TA: no CA certificate in the certificate directory matches the record"
+				break
+			}
+			roots := x509.NewCertPool()
+			for _, a := range anchors {
+				roots.AddCert(a)
+			}
+			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}); err != nil {
+				reason = "DANE-TA: does not chain to the record's trust anchor: " + err.Error()
+			}
+		case UsagePKIXTA:
+			chains, err := c.Verify(x509.VerifyOptions{Roots: s.Roots, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}})
+			if err != nil {
+				reason = "PKIX-TA: does not chain to a trusted root: " + err.Error()
+				break
+			}
+			found := false
+			for _, ch := range chains {
+				for _, ca := range ch[1:] {
+					if matches(r, data, ca) {
+						found = true
+					}
+				}
+			}
+			if !found {
+				reason = "PKIX-TA: the record matches no CA of the certificate's chain"
+			}
+		}
+		if reason == "" {
+			reason = CheckCertificate(addr, c, now)
+		}
+		if reason == "" {
+			usable = append(usable, c)
+		} else {
+			reasons = append(reasons, reason)
+		}
+	}
+	if len(usable) > 0 {
+		return usable, ""
+	}
+	return nil, strings.Join(uniqStrings(reasons), "; ")
+}
+
+// matches reports whether the record's association data matches cert
+// (RFC 6698 §2.1.2 selector, §2.1.3 matching type).
+func matches(r *dns.SMIMEA, data []byte, cert *x509.Certificate) bool {
+	content := cert.Raw
+	if r.Selector == SelectorSPKI {
+		content = cert.RawSubjectPublicKeyInfo
+	}
+	switch r.MatchingType {
+	case MatchingFull:
+		return bytes.Equal(content, data)
+	case MatchingSHA256:
+		sum := sha256.Sum256(content)
+		return bytes.Equal(sum[:], data)
+	case MatchingSHA512:
+		sum := sha512.Sum512(content)
+		return bytes.Equal(sum[:], data)
+	}
+	return false
+}
+
+func uniqStrings(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // CheckCertificate returns "" when cert may be used to encrypt mail to addr
-// at time now, and otherwise the reason why not (see SelectSMIMEA). It does
-// not check the chain of trust: that is what the DNSSEC-secure record does.
+// at time now, and otherwise the reason why not. It does not check the chain
+// of trust: that is what the record's usage does.
+//
+//   - The key is RSA of at least 2048 bits (key transport) or EC on P-256 or
+//     P-384 (ECDH key agreement, RFC 5753).
+//   - addr is in the certificate: a subjectAltName rfc822Name or the
+//     subject's emailAddress attribute, compared without regard to case.
+//   - now is within the validity period.
+//   - A key usage extension allows keyEncipherment (RSA) or keyAgreement
+//     (EC), and an extended key usage extension allows emailProtection
+//     (RFC 8550 §4.4.2, §4.4.4).
 func CheckCertificate(addr string, cert *x509.Certificate, now time.Time) string {
+	need := x509.KeyUsageKeyEncipherment
 	switch k := cert.PublicKey.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < minRSABits {
 			return fmt.Sprintf("RSA key of %d bits is too weak (at least %d)", k.N.BitLen(), minRSABits)
 		}
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return fmt.Sprintf("EC curve %s is not supported (P-256, P-384)", k.Curve.Params().Name)
+		}
+		need = x509.KeyUsageKeyAgreement
 	default:
-		return fmt.Sprintf("public key type %s is not supported for encryption yet (RSA only)", cert.PublicKeyAlgorithm)
+		return fmt.Sprintf("public key type %s is not supported for encryption (RSA, EC P-256/P-384)", cert.PublicKeyAlgorithm)
 	}
 	if !certHasAddress(cert, addr) {
 		return fmt.Sprintf("certificate is not for %s (it names %s)", addr, certAddresses(cert))
@@ -134,13 +323,12 @@ func CheckCertificate(addr string, cert *x509.Certificate, now time.Time) string
 	if now.After(cert.NotAfter) {
 		return "certificate expired " + cert.NotAfter.UTC().Format(time.RFC3339)
 	}
-	// RFC 8550 §4.4.2: with a key usage extension, RSA key transport needs
-	// keyEncipherment.
-	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
+	if cert.KeyUsage != 0 && cert.KeyUsage&need == 0 {
+		if need == x509.KeyUsageKeyAgreement {
+			return "key usage does not allow key agreement"
+		}
 		return "key usage does not allow key encipherment"
 	}
-	// RFC 8550 §4.4.4: with an extended key usage extension, it must allow
-	// emailProtection (or anyExtendedKeyUsage).
 	if len(cert.ExtKeyUsage) > 0 || len(cert.UnknownExtKeyUsage) > 0 {
 		ok := false
 		for _, u := range cert.ExtKeyUsage {
@@ -185,18 +373,4 @@ func certAddresses(cert *x509.Certificate) string {
 		return "no email address"
 	}
 	return strings.Join(out, ", ")
-}
-
-func usageName(u uint8) string {
-	switch u {
-	case UsagePKIXTA:
-		return "PKIX-TA"
-	case UsagePKIXEE:
-		return "PKIX-EE"
-	case UsageDANETA:
-		return "DANE-TA"
-	case UsageDANEEE:
-		return "DANE-EE"
-	}
-	return "unknown"
 }

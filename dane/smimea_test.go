@@ -130,7 +130,9 @@ func TestSelectSMIMEAOne(t *testing.T) {
 		{name: "valid at NotAfter", rr: smimea(3, 0, 0, valid), now: testNow.AddDate(1, 0, 0)},
 		{name: "valid at NotBefore", rr: smimea(3, 0, 0, valid), now: testNow.Add(-24 * time.Hour)},
 		{name: "RSA-1024", rr: smimea(3, 0, 0, hex.EncodeToString(makeCert(t, certSpec{key: "rsa1024", emails: []string{addr}}))), reason: "too weak"},
-		{name: "ECDSA P-256", rr: smimea(3, 0, 0, hex.EncodeToString(makeCert(t, certSpec{key: "p256", emails: []string{addr}}))), reason: "not supported"},
+		{name: "ECDSA P-256", rr: smimea(3, 0, 0, hex.EncodeToString(makeCert(t, certSpec{key: "p256", emails: []string{addr}})))},
+		{name: "ECDSA P-256 KU keyAgreement", rr: smimea(3, 0, 0, hex.EncodeToString(makeCert(t, certSpec{key: "p256", emails: []string{addr}, keyUsage: x509.KeyUsageKeyAgreement})))},
+		{name: "ECDSA P-256 KU digitalSignature only", rr: smimea(3, 0, 0, hex.EncodeToString(makeCert(t, certSpec{key: "p256", emails: []string{addr}, keyUsage: x509.KeyUsageDigitalSignature}))), reason: "key agreement"},
 		{name: "KU digitalSignature only", rr: smimea(3, 0, 0, hex.EncodeToString(makeCert(t, certSpec{emails: []string{addr}, keyUsage: x509.KeyUsageDigitalSignature}))), reason: "key encipherment"},
 		{name: "KU keyEncipherment", rr: smimea(3, 0, 0, hex.EncodeToString(makeCert(t, certSpec{emails: []string{addr}, keyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment})))},
 		{name: "EKU serverAuth only", rr: smimea(3, 0, 0, hex.EncodeToString(makeCert(t, certSpec{emails: []string{addr}, extKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}))), reason: "emailProtection"},
@@ -149,11 +151,13 @@ func TestSelectSMIMEAOne(t *testing.T) {
 		{name: "selector 2", rr: smimea(3, 2, 0, valid), reason: "unknown parameters"},
 		{name: "matching 3", rr: smimea(3, 0, 3, valid), reason: "unknown parameters"},
 		{name: "3 1 1", rr: smimea(3, 1, 1, "a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1"), reason: "3 1 1"},
-		{name: "3 0 1", rr: smimea(3, 0, 1, "a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1"), reason: "hash or key"},
-		{name: "3 1 0", rr: smimea(3, 1, 0, valid), reason: "hash or key"},
-		{name: "0 0 0", rr: smimea(0, 0, 0, valid), reason: "PKIX-TA"},
-		{name: "1 0 0", rr: smimea(1, 0, 0, valid), reason: "PKIX-EE"},
-		{name: "2 0 0", rr: smimea(2, 0, 0, valid), reason: "DANE-TA"},
+		{name: "3 0 1 without certificate directory", rr: smimea(3, 0, 1, "a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1"), reason: "certificate directory"},
+		{name: "3 0 1 with short hash", rr: smimea(3, 0, 1, "a0b1"), reason: "want 32"},
+		{name: "3 0 2 with short hash", rr: smimea(3, 0, 2, "a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1c2d3e4f5a0b1"), reason: "want 64"},
+		{name: "3 1 0 without certificate directory", rr: smimea(3, 1, 0, valid), reason: "certificate directory"},
+		{name: "0 0 0 without certificate directory", rr: smimea(0, 0, 0, valid), reason: "certificate directory"},
+		{name: "1 0 0 not chaining to a root", rr: smimea(1, 0, 0, valid), reason: "PKIX-EE"},
+		{name: "2 0 0 without certificate directory", rr: smimea(2, 0, 0, valid), reason: "certificate directory"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,7 +176,9 @@ func TestSelectSMIMEAOne(t *testing.T) {
 				if keys[0].Record != tc.rr || keys[0].Cert == nil {
 					t.Errorf("key %+v does not carry its record", keys[0])
 				}
-				if _, ok := keys[0].Cert.PublicKey.(*rsa.PublicKey); !ok {
+				switch keys[0].Cert.PublicKey.(type) {
+				case *rsa.PublicKey, *ecdsa.PublicKey:
+				default:
 					t.Errorf("key is %T", keys[0].Cert.PublicKey)
 				}
 				return
@@ -209,7 +215,7 @@ func TestSelectSMIMEAMany(t *testing.T) {
 		{name: "rollover", rrs: []dns.RR{smimea(3, 0, 0, old), smimea(3, 0, 0, next)}, keys: []int{0, 1}},
 		{name: "broken then valid", rrs: []dns.RR{smimea(3, 0, 0, "zz"), smimea(3, 0, 0, next)}, keys: []int{1}, rejected: []int{0}, reason: "hex"},
 		{name: "valid then weak", rrs: []dns.RR{smimea(3, 0, 0, old), smimea(3, 0, 0, weak)}, keys: []int{0}, rejected: []int{1}, reason: "too weak"},
-		{name: "hashed and full", rrs: []dns.RR{smimea(3, 1, 1, "00"), smimea(3, 0, 0, old)}, keys: []int{1}, rejected: []int{0}, reason: "hash"},
+		{name: "hashed and full", rrs: []dns.RR{smimea(3, 1, 1, "00"), smimea(3, 0, 0, old)}, keys: []int{1}, rejected: []int{0}, reason: "association data"},
 		{name: "duplicate", rrs: []dns.RR{smimea(3, 0, 0, old), smimea(3, 0, 0, strings.ToUpper(old))}, keys: []int{0}, rejected: []int{1}, reason: "duplicate"},
 		{name: "other types ignored", rrs: []dns.RR{txt, tlsa, smimea(3, 0, 0, old), nil}, keys: []int{2}},
 		{name: "only other types", rrs: []dns.RR{txt, tlsa}},
