@@ -26,7 +26,7 @@ import (
 )
 
 // ErrInvalid is wrapped by every validation error Load returns.
-var ErrInvalid = errors.New("config: invalid")
+var ErrInvalid = errors.New("invalid value")
 
 // Config is the whole configuration file. The zero value of every field means
 // "use the documented default"; Load fills the defaults in.
@@ -258,6 +258,12 @@ func Parse(name string, b []byte) (*Config, error) {
 		return nil, decodeError(name, err)
 	}
 	if err := c.setDefaults(); err != nil {
+		var ke *keyError
+		if errors.As(err, &ke) {
+			if line := lineOf(b, ke.key); line > 0 {
+				return nil, fmt.Errorf("config: %s:%d: %w", name, line, err)
+			}
+		}
 		return nil, fmt.Errorf("config: %s: %w", name, err)
 	}
 	return &c, nil
@@ -285,8 +291,51 @@ func decodeError(name string, err error) error {
 	return fmt.Errorf("config: %s: %w", name, err)
 }
 
+// keyError is a validation error of one key; Parse adds the line.
+type keyError struct {
+	key string
+	msg string
+}
+
+func (e *keyError) Error() string { return fmt.Sprintf("%v: key %q: %s", ErrInvalid, e.key, e.msg) }
+func (e *keyError) Unwrap() error { return ErrInvalid }
+
 func invalid(key, format string, args ...any) error {
-	return fmt.Errorf("%w: key %q: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+	return &keyError{key: key, msg: fmt.Sprintf(format, args...)}
+}
+
+// lineOf finds the line of key ("a.b.c": key c in table [a.b], or a top-level
+// key) in the TOML source, or 0. It understands the plain layout the sample
+// file uses (tables in brackets, one key a line), which is all an error
+// message needs.
+func lineOf(src []byte, key string) int {
+	table, name := "", key
+	if i := strings.Index(key, ".\""); i >= 0 {
+		table, name = key[:i], strings.Trim(key[i+1:], "\"")
+	} else if i := strings.LastIndex(key, "."); i >= 0 {
+		table, name = key[:i], key[i+1:]
+	}
+	cur := ""
+	for n, line := range strings.Split(string(src), "\n") {
+		l := strings.TrimSpace(line)
+		if strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]") {
+			cur = strings.Trim(l, "[] ")
+			continue
+		}
+		k, _, ok := strings.Cut(l, "=")
+		if !ok {
+			continue
+		}
+		k = strings.Trim(strings.TrimSpace(k), "\"'")
+		if (cur == table && k == name) || (table != "" && cur == "" && k == key) || (cur != "" && table == cur+"."+k) {
+			return n + 1
+		}
+		// Keys under a table written inline: policy.recipients."x".
+		if cur != "" && strings.HasPrefix(table, cur) && cur+"."+k == key {
+			return n + 1
+		}
+	}
+	return 0
 }
 
 func (c *Config) setDefaults() error {
@@ -394,10 +443,10 @@ func (c *Config) setDefaults() error {
 	for k, v := range c.Policy.Recipients {
 		e, err := policy.ParseEntry(v)
 		if err != nil {
-			return invalid("policy.recipients."+k, "%v", err)
+			return invalid("policy.recipients."+strconv.Quote(k), "%v", err)
 		}
 		if err := t.SetEntry(k, e); err != nil {
-			return invalid("policy.recipients."+k, "%v", err)
+			return invalid("policy.recipients."+strconv.Quote(k), "%v", err)
 		}
 	}
 	c.Levels = t
@@ -429,17 +478,7 @@ func (c *Config) setDefaults() error {
 	c.Exemptions = ex
 
 	if c.Reinject.Address != "" {
-		network, addr, err := ParseListen(c.Reinject.Address)
-		if err == nil && network != "tcp" {
-			err = fmt.Errorf("%q: re-injection needs a TCP address", c.Reinject.Address)
-		}
-		if err == nil {
-			var host string
-			host, _, err = net.SplitHostPort(addr)
-			if err == nil && host == "" {
-				err = fmt.Errorf("%q: name the host", c.Reinject.Address)
-			}
-		}
+		addr, err := parseReinject(c.Reinject.Address)
 		if err != nil {
 			return invalid("reinject.address", "%v", err)
 		}
@@ -489,6 +528,22 @@ func parseResolver(s string) (string, bool, error) {
 		return "", false, fmt.Errorf("%q is not an IP address with optional port (host names are not allowed: resolving them would need DNS)", s)
 	}
 	return ap.String(), ap.Addr().IsLoopback(), nil
+}
+
+// parseReinject accepts "host:port", "[v6]:port" or "inet:host:port".
+func parseReinject(s string) (string, error) {
+	v := s
+	if rest, ok := strings.CutPrefix(v, "inet:"); ok {
+		v = rest
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return "", fmt.Errorf("%q: want host:port, e.g. 127.0.0.1:10026", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return "", fmt.Errorf("%q: bad port %q", s, port)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // ParseListen turns a socket specification as written in Postfix's main.cf

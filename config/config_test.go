@@ -83,8 +83,17 @@ func TestErrors(t *testing.T) {
 		{"remote resolver", "[dns]\nresolvers = [\"192.0.2.1\"]\n", []string{"dns.resolvers", "not on loopback", "dns.trusted"}},
 		{"host name resolver", "[dns]\nresolvers = [\"localhost:53\"]\n", []string{"dns.resolvers", "not an IP"}},
 		{"bad policy default", "[policy]\ndefault = \"always\"\n", []string{"policy.default", "always"}},
-		{"bad policy entry", "[policy.recipients]\n\"x.example\" = \"maybe\"\n", []string{"policy.recipients.x.example", "maybe"}},
-		{"bad policy key", "[policy.recipients]\n\"@x.example\" = \"may\"\n", []string{"policy.recipients.@x.example"}},
+		{"bad policy entry", "[policy.recipients]\n\"x.example\" = \"maybe\"\n", []string{"t.toml:2", `policy.recipients.\"x.example\"`, "maybe"}},
+		{"bad policy key", "[policy.recipients]\n\"@x.example\" = \"may\"\n", []string{"t.toml:2", `policy.recipients.\"@x.example\"`}},
+		{"bad dry-run entry", "[policy.recipients]\n\"x.example\" = \"may dryrun\"\n", []string{"t.toml:2", "dry-run"}},
+		{"validation error names the line", "log_level = \"info\"\n\n[dns]\ntimeout = \"1s\"\nresolvers = [\"192.0.2.1\"]\n", []string{"t.toml:5:", "dns.resolvers"}},
+		{"map file missing", "[policy]\nmap_file = \"/nonexistent/policy.map\"\n", []string{"t.toml:2", "policy.map_file"}},
+		{"rcpt longer than message", "[timeouts]\nmessage = \"5s\"\nrcpt = \"10s\"\n", []string{"timeouts.rcpt"}},
+		{"bad exempt sender", "[exempt]\nsenders = [\"nobody\"]\n", []string{"exempt", "nobody"}},
+		{"null sender as recipient", "[exempt]\nrecipients = [\"<>\"]\n", []string{"exempt", "<>"}},
+		{"bad reinject address", "[reinject]\naddress = \"somewhere\"\n", []string{"t.toml:2", "reinject.address", "host:port"}},
+		{"reinject without host", "[reinject]\naddress = \":10026\"\n", []string{"reinject.address"}},
+		{"reinject bad port", "[reinject]\naddress = \"127.0.0.1:0\"\n", []string{"reinject.address", "bad port"}},
 		{"spool dir missing", "spool_dir = \"/nonexistent/dir\"\n", []string{"spool_dir"}},
 		{"bad local domain", "local_domains = [\"a b\"]\n", []string{"local_domains", "entry 1"}},
 	}
@@ -162,5 +171,43 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+func TestIssue3Keys(t *testing.T) {
+	dir := t.TempDir()
+	mapFile := filepath.Join(dir, "policy.map")
+	if err := os.WriteFile(mapFile, []byte("partner.example encrypt\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := "[timeouts]\nrcpt = \"0s\"\n[policy]\nmap_file = \"" + mapFile + "\"\nmap_check_interval = \"1s\"\n[policy.recipients]\n\"trial.example\" = \"encrypt dry-run\"\n" +
+		"[exempt]\nsenders = []\nrecipients = [\"hostmaster@\"]\n[reinject]\naddress = \"127.0.0.1:10026\"\nhelo = \"gw.example\"\n"
+	c, err := Parse("t", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *c.Timeouts.Rcpt != 0 || time.Duration(c.Policy.MapCheckInterval) != time.Second {
+		t.Errorf("timeouts %v %v", *c.Timeouts.Rcpt, c.Policy.MapCheckInterval)
+	}
+	if m := c.Levels.Lookup("a@trial.example"); m.Level != policy.LevelEncrypt || !m.DryRun {
+		t.Errorf("dry-run entry %+v", m)
+	}
+	if c.Exemptions.Sender("") != "" || c.Exemptions.Recipient("hostmaster@x.example") == "" || c.Exemptions.Recipient("postmaster@x.example") != "" {
+		t.Errorf("exemptions: [] must exempt nobody, the list replaces the defaults")
+	}
+	if c.ReinjectAddress != "127.0.0.1:10026" || c.Reinject.Helo != "gw.example" {
+		t.Errorf("reinject %q %q", c.ReinjectAddress, c.Reinject.Helo)
+	}
+	for _, a := range []string{"inet:127.0.0.1:10026", "[::1]:10026", "localhost:10026"} {
+		if _, err := Parse("t", []byte("[reinject]\naddress = \""+a+"\"\n")); err != nil {
+			t.Errorf("reinject.address %q: %v", a, err)
+		}
+	}
+	d, err := Parse("t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Timeouts.Rcpt != Duration(time.Second) || d.ReinjectAddress != "" || d.Exemptions.Sender("") != "<>" || d.Exemptions.Recipient("abuse@x.example") == "" {
+		t.Errorf("defaults: rcpt %v reinject %q", *d.Timeouts.Rcpt, d.ReinjectAddress)
 	}
 }

@@ -237,10 +237,22 @@ func run(t *testing.T, dir string, timeout time.Duration, argv ...string) []byte
 // runErr runs a short command and returns its stdout, its stderr and the
 // error of running it (an *exec.ExitError for a non-zero exit).
 func runErr(dir string, timeout time.Duration, argv ...string) (stdout, stderr []byte, err error) {
+	return runIn(dir, nil, timeout, argv...)
+}
+
+// runStdin is runErr with stdin as the command's standard input.
+func runStdin(stdin []byte, timeout time.Duration, argv ...string) (stdout, stderr []byte, err error) {
+	return runIn("", stdin, timeout, argv...)
+}
+
+func runIn(dir string, stdin []byte, timeout time.Duration, argv ...string) (stdout, stderr []byte, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()

@@ -13,6 +13,12 @@
 //     recipients, byte for byte;
 //   - miltertest plays testdata/encrypt.lua against the daemon.
 //
+// TestPolicyEndToEnd (policy_test.go) adds, in its own environment, a zone
+// with bogus SMIMEA records and an unsigned zone, levels dane and encrypt,
+// split delivery through a milter-less Postfix listener, mail from
+// Postfix's sendmail (non_smtpd_milters), policy map reloads and a stopped
+// resolver.
+//
 // The test needs root and the Debian packages of setup.sh. It skips without
 // them, and under -short, unless DANEMILTER_INTEGRATION=1 is set, which
 // turns a skip into a failure.
@@ -213,24 +219,31 @@ func (e *env) testNoRecord(t *testing.T) {
 		if len(ds) != 1 {
 			t.Fatalf("carol got %d deliveries, want 1", len(ds))
 		}
-		got := ds[0].data
-		_, wantBody := splitMessage(t, orig)
-		gotFields, gotBody := splitMessage(t, got)
-		if !bytes.Equal(gotBody, wantBody) {
-			t.Errorf("%s: body to carol changed:\n%s", name, firstDiff(gotBody, wantBody))
-		}
-		origFields, _ := splitMessage(t, orig)
-		for _, f := range origFields {
-			if !slices.Contains(gotFields, f) {
-				t.Errorf("%s: header field %q missing or changed in the message to carol", name, f)
-			}
-		}
-		for _, v := range parseHeader(t, got)["X-Danemilter"] {
+		for _, v := range checkPlain(t, name, ds[0].data, orig) {
 			if strings.HasPrefix(v, "encrypted") {
 				t.Errorf("%s: message to carol says X-Danemilter: %s", name, v)
 			}
 		}
 	}
+}
+
+// checkPlain checks that msg, as delivered, is orig in clear: the same body
+// byte for byte and every header field of orig unchanged. It returns the
+// values of the X-Danemilter fields msg has.
+func checkPlain(t *testing.T, name string, msg, orig []byte) []string {
+	t.Helper()
+	_, wantBody := splitMessage(t, orig)
+	gotFields, gotBody := splitMessage(t, msg)
+	if !bytes.Equal(gotBody, wantBody) {
+		t.Errorf("%s: body changed:\n%s", name, firstDiff(gotBody, wantBody))
+	}
+	origFields, _ := splitMessage(t, orig)
+	for _, f := range origFields {
+		if !slices.Contains(gotFields, f) {
+			t.Errorf("%s: header field %q missing or changed", name, f)
+		}
+	}
+	return parseHeader(t, msg)["X-Danemilter"]
 }
 
 // checkEncrypted checks that msg, as delivered, is the S/MIME enveloped

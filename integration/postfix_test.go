@@ -22,7 +22,9 @@ type postfixEnv struct {
 }
 
 // startPostfix writes main.cf and master.cf and runs "postfix -c DIR start".
-func startPostfix(t *testing.T, dir string, smtpPort, sinkPort, milterPort int) *postfixEnv {
+// extraServices are appended to master.cf (e.g. a milter-less re-injection
+// listener).
+func startPostfix(t *testing.T, dir string, smtpPort, sinkPort, milterPort int, extraServices ...string) *postfixEnv {
 	t.Helper()
 	p := &postfixEnv{
 		dir:     dir,
@@ -107,7 +109,7 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-`, smtpPort)
+`, smtpPort) + strings.Join(extraServices, "")
 	writeFile(t, filepath.Join(p.confDir, "main.cf"), []byte(main), 0o644)
 	writeFile(t, filepath.Join(p.confDir, "master.cf"), []byte(master), 0o644)
 

@@ -224,3 +224,24 @@ func (s *sink) count() int {
 	defer s.mu.Unlock()
 	return s.all
 }
+
+// rest waits for wait, then removes and returns every delivery whose data
+// contains marker that is still at the sink: copies that should not exist
+// (duplicates, or mail for a refused recipient). With marker "" it takes
+// every delivery not taken yet.
+func (s *sink) rest(marker string, wait time.Duration) []delivery {
+	time.Sleep(wait)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var taken []delivery
+	keep := s.got[:0]
+	for _, d := range s.got {
+		if bytes.Contains(d.data, []byte(marker)) {
+			taken = append(taken, d)
+			continue
+		}
+		keep = append(keep, d)
+	}
+	s.got = keep
+	return taken
+}

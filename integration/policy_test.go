@@ -1,0 +1,554 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestPolicyEndToEnd proves the policy of README "Policy", "When the
+// decision is made", "Mixed recipients" and "Policy map file" with real
+// parts, in an environment of its own:
+//
+//   - secure.test, signed: alice and bob have SMIMEA records, carol has
+//     none (secure denial);
+//   - broken.test, signed with its own trust anchor, but the SMIMEA records
+//     of dave and erin were changed after signing: Unbound answers SERVFAIL
+//     with an Extended DNS Error (bogus);
+//   - plain.test, unsigned (no trust anchor): other and strict have SMIMEA
+//     records, which Unbound answers without the AD bit (insecure);
+//   - danemilter with policy dane by default; strict@plain.test,
+//     erin@broken.test and bob@secure.test at level encrypt; a policy map
+//     file checked every 200ms; split delivery through a milter-less
+//     Postfix smtpd on 127.0.0.1 (reinject.address).
+//
+// Mail goes in through swaks (smtpd_milters) and Postfix's sendmail
+// (non_smtpd_milters); the sink shows what would have left the host.
+func TestPolicyEndToEnd(t *testing.T) {
+	requireEnvironment(t)
+	started := time.Now()
+	dir := t.TempDir()
+	ports := freePorts(t, 5)
+	nsdPort, unboundPort, milterPort, smtpPort, reinjectPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+
+	e := &env{dir: dir, milterPort: milterPort, carol: "carol@secure.test"}
+	p := &policyEnv{env: e, mapped: "mapped@plain.test"}
+	keys := filepath.Join(dir, "keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.alice = newUser(t, keys, "alice@secure.test")
+	e.bob = newUser(t, keys, "bob@secure.test")
+	p.dave = newUser(t, keys, "dave@broken.test")
+	p.erin = newUser(t, keys, "erin@broken.test")
+	p.other = newUser(t, keys, "other@plain.test")
+	p.strict = newUser(t, keys, "strict@plain.test")
+
+	e.dns = startDNSZones(t, filepath.Join(dir, "dns"), nsdPort, unboundPort,
+		zoneSpec{name: zoneName, signed: true, users: []*user{e.alice, e.bob}},
+		zoneSpec{name: "broken.test.", signed: true, tamper: true, users: []*user{p.dave, p.erin}},
+		zoneSpec{name: "plain.test.", users: []*user{p.other, p.strict}},
+	)
+	p.requireDNS(t)
+	t.Logf("DNS ready after %v: NSD on 127.0.0.1:%d, Unbound on %s, trust anchors %v",
+		time.Since(started).Round(time.Millisecond), nsdPort, e.dns.resolver(), e.dns.anchors)
+
+	e.sink = startSink(t)
+	e.bin = buildDanemilter(t, dir)
+	p.mapFile = filepath.Join(dir, "policy.map")
+	writeFile(t, p.mapFile, []byte("# policy map of the integration test\n"+p.mapped+" encrypt\n"), 0o644)
+	// README "Configuration" and "Mixed recipients" give reinject.address
+	// as host:port. Should the daemon refuse that form, the test says so
+	// and goes on with Postfix's inet:host:port, which it also accepts, so
+	// that the other proofs still run.
+	reinjectAddr := fmt.Sprintf("127.0.0.1:%d", reinjectPort)
+	e.config = writePolicyConfig(t, dir, milterPort, e.dns.resolver(), p.mapFile, reinjectAddr)
+	t.Run("config-reinject-address", func(t *testing.T) {
+		out, errOut, err := runErr("", 30*time.Second, e.bin, "check-config", "--config", e.config)
+		if err != nil {
+			t.Errorf("danemilter check-config refuses reinject.address = %q, the host:port form README documents: %v\n%s%s",
+				reinjectAddr, err, out, errOut)
+			e.config = writePolicyConfig(t, dir, milterPort, e.dns.resolver(), p.mapFile, "inet:"+reinjectAddr)
+			t.Logf("going on with reinject.address = %q", "inet:"+reinjectAddr)
+			return
+		}
+		t.Logf("check-config accepts reinject.address = %q", reinjectAddr)
+	})
+	p.log = filepath.Join(dir, "danemilter.log")
+	e.milter = startDanemilter(t, e.bin, e.config, p.log, milterPort)
+	// The re-injection listener of README "Mixed recipients": no milters.
+	reinject := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
+  -o syslog_name=postfix/reinject
+  -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters
+  -o content_filter= -o mynetworks=127.0.0.0/8
+  -o smtpd_recipient_restrictions=permit_mynetworks,reject -o smtpd_client_restrictions=
+`, reinjectPort)
+	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, reinject)
+	waitTCP(t, "postfix re-injection smtpd", fmt.Sprintf("127.0.0.1:%d", reinjectPort), 20*time.Second, nil)
+	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, re-injection 127.0.0.1:%d, sink 127.0.0.1:%d",
+		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, reinjectPort, e.sink.port())
+
+	t.Run("bogus", p.testBogus)
+	t.Run("unsigned-zone", p.testUnsigned)
+	t.Run("mixed-split", p.testMixedSplit)
+	t.Run("mandatory-mixed", p.testMandatoryMixed)
+	t.Run("sendmail-non-smtpd-milters", p.testSendmail)
+	t.Run("policy-map-reload", p.testMapReload)
+	// Last: it stops Unbound.
+	t.Run("resolver-down", p.testResolverDown)
+
+	// Whatever reached the sink and no subtest took is a copy that should
+	// not exist: a duplicate, or mail for a refused recipient.
+	for _, d := range e.sink.rest("", 2*time.Second) {
+		t.Errorf("unexpected delivery at the sink (from %s to %v):\n%s", d.from, d.rcpts, clip(d.data, 600))
+	}
+	t.Logf("policy end to end test took %v", time.Since(started).Round(time.Millisecond))
+}
+
+// policyEnv is the environment of TestPolicyEndToEnd.
+type policyEnv struct {
+	*env
+	dave, erin    *user  // broken.test: bogus SMIMEA records; levels dane and encrypt
+	other, strict *user  // plain.test (unsigned): levels dane and encrypt
+	mapped        string // plain.test, no record; encrypt in the first map file
+	mapFile       string
+	log           string // danemilter's output
+}
+
+// writePolicyConfig writes the configuration of TestPolicyEndToEnd.
+func writePolicyConfig(t *testing.T, dir string, milterPort int, resolver, mapFile, reinjectAddr string) string {
+	t.Helper()
+	path := filepath.Join(dir, "danemilter.toml")
+	writeFile(t, path, fmt.Appendf(nil, `# danemilter policy integration test
+listen = "inet:127.0.0.1:%d"
+local_domains = ["local.test"]
+log_level = "debug"
+spool_dir = %q
+
+[dns]
+resolvers = [%q]
+timeout = "2s"
+
+[policy]
+default = "dane"
+map_file = %q
+map_check_interval = "200ms"
+
+[policy.recipients]
+"strict@plain.test" = "encrypt"
+"erin@broken.test" = "encrypt"
+"bob@secure.test" = "encrypt"
+
+[reinject]
+address = %q
+helo = "danemilter.local.test"
+`, milterPort, dir, resolver, mapFile, reinjectAddr), 0o644)
+	return path
+}
+
+var digEDE = regexp.MustCompile(`(?m)^; EDE: (\d+).*$`)
+
+// requireDNS checks with dig that Unbound answers each zone as the test
+// needs: secure.test validated, broken.test's SMIMEA records SERVFAIL with a
+// DNSSEC Extended DNS Error, plain.test answered without AD.
+func (p *policyEnv) requireDNS(t *testing.T) {
+	t.Helper()
+	p.dns.requireSecure(t, []*user{p.alice, p.bob}, []string{p.carol})
+	for _, u := range []*user{p.dave, p.erin} {
+		r, err := p.dns.dig(t, "SMIMEA", smimeaOwner(u.addr))
+		if err != nil {
+			t.Fatalf("precondition: %v", err)
+		}
+		m := digEDE.FindStringSubmatch(r.answer)
+		if r.status != "SERVFAIL" || m == nil {
+			t.Fatalf("precondition: want SERVFAIL with an Extended DNS Error for the tampered record of %s; dig said:\n%s", u.addr, r.answer)
+		}
+		var code int
+		fmt.Sscan(m[1], &code)
+		if code < 1 || code > 12 || code == 3 || code == 4 {
+			t.Fatalf("precondition: EDE %d for %s is not a DNSSEC error (RFC 8914 1-2, 5-12):\n%s", code, u.addr, r.answer)
+		}
+		t.Logf("bogus %s: dig status %s, %s", u.addr, r.status, strings.TrimSpace(m[0]))
+	}
+	for _, c := range []struct {
+		addr, status string
+	}{{p.other.addr, "NOERROR"}, {p.strict.addr, "NOERROR"}, {"nobody@plain.test", "NXDOMAIN"}} {
+		r, err := p.dns.dig(t, "SMIMEA", smimeaOwner(c.addr))
+		if err != nil {
+			t.Fatalf("precondition: %v", err)
+		}
+		if r.status != c.status || r.has("ad") || (c.status == "NOERROR") != smimeaAnswer.MatchString(r.answer) {
+			t.Fatalf("precondition: want %s without the AD bit (insecure) for %s in the unsigned zone; dig said:\n%s", c.status, c.addr, r.answer)
+		}
+		t.Logf("insecure %s: dig status %s, flags %v (no ad)", c.addr, r.status, r.flags)
+	}
+}
+
+// attempt is one message submitted with swaks and what the server said.
+type attempt struct {
+	marker     string
+	transcript string
+	err        error
+	rcpt       map[string]string // recipient -> last line of the reply to its RCPT TO
+	data       string            // reply to the end of data; "" when swaks sent no data
+}
+
+var swaksLine = regexp.MustCompile(`^(?: -> |<-  |<\*\* )(.*)$`)
+
+// parseSwaks pairs swaks's commands with the final lines of their replies.
+func parseSwaks(transcript string) (rcpt map[string]string, data string) {
+	rcpt = map[string]string{}
+	var cmds, replies []string
+	pending := ""
+	for _, l := range strings.Split(transcript, "\n") {
+		l = strings.TrimRight(l, "\r")
+		m := swaksLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		if strings.HasPrefix(l, " -> ") {
+			pending = m[1]
+			continue
+		}
+		// A reply line: "250-..." goes on, "250 ..." is the last.
+		if len(m[1]) >= 4 && m[1][3] == '-' {
+			continue
+		}
+		cmds = append(cmds, pending)
+		replies = append(replies, m[1])
+		pending = ""
+	}
+	for i, c := range cmds {
+		if strings.HasPrefix(strings.ToUpper(c), "RCPT TO:") {
+			rcpt[strings.ToLower(addrArg(c))] = replies[i]
+		}
+		if strings.EqualFold(c, "DATA") && strings.HasPrefix(replies[i], "354") && i+1 < len(replies) {
+			data = replies[i+1]
+		}
+	}
+	return rcpt, data
+}
+
+// try submits msg (with a marker) to rcpts through smtpd with swaks; a
+// refusal is no failure here, the caller checks the replies.
+func (p *policyEnv) try(t *testing.T, rcpts []string, msg []byte) attempt {
+	t.Helper()
+	a := attempt{marker: p.marker(t)}
+	a.transcript, a.err = p.send(t, rcpts, withMarker(msg, a.marker))
+	a.rcpt, a.data = parseSwaks(a.transcript)
+	return a
+}
+
+// wantRcpt checks that the reply to RCPT TO:<addr> starts with want (e.g.
+// "250", "550 5.7.5").
+func (a attempt) wantRcpt(t *testing.T, addr, want string) {
+	t.Helper()
+	got, ok := a.rcpt[strings.ToLower(addr)]
+	switch {
+	case !ok:
+		t.Errorf("no reply to RCPT TO:<%s> in swaks's transcript:\n%s", addr, a.transcript)
+	case !strings.HasPrefix(got, want):
+		t.Errorf("RCPT TO:<%s>: reply %q, want %q...\n%s", addr, got, want, a.transcript)
+	default:
+		t.Logf("RCPT TO:<%s>: %s", addr, got)
+	}
+}
+
+// wantQueued checks that the message was accepted at the end of data.
+func (a attempt) wantQueued(t *testing.T) {
+	t.Helper()
+	if !strings.HasPrefix(a.data, "250") {
+		t.Fatalf("message not accepted at end of data (reply %q; swaks: %v):\n%s", a.data, a.err, a.transcript)
+	}
+}
+
+// wantNoData checks that swaks never sent the message's content, because
+// every recipient was refused: nothing was queued and nothing can be
+// delivered. (The end-of-test sweep of the sink backs this up.)
+func (p *policyEnv) wantNoData(t *testing.T, a attempt) {
+	t.Helper()
+	if a.err == nil {
+		t.Errorf("swaks succeeded; want a refusal:\n%s", a.transcript)
+	}
+	if a.data != "" {
+		t.Errorf("the message was sent (end of data: %q); want every recipient refused at RCPT TO:\n%s", a.data, a.transcript)
+	}
+	if ds := p.sink.rest(a.marker, 0); len(ds) > 0 {
+		t.Errorf("%d deliveries reached the sink for a refused message", len(ds))
+	}
+}
+
+// expect waits until each recipient in enc and plain has a delivery with
+// a's marker, waits a few seconds more for copies that should not exist,
+// and checks: each recipient got exactly one copy; no copy mixes keyed and
+// unkeyed recipients or goes to anyone else; the copies for enc are
+// encrypted to exactly their keys and decrypt to orig's MIME entity with
+// each one's key; the copies for plain are orig in clear, with the trace
+// header of a split's plaintext copy when split is set and none otherwise.
+func (p *policyEnv) expect(t *testing.T, a attempt, orig []byte, enc []*user, plain []string, split bool) {
+	t.Helper()
+	orig = withMarker(orig, a.marker)
+	var all []string
+	for _, u := range enc {
+		all = append(all, u.addr)
+	}
+	all = append(all, plain...)
+	ds, err := p.sink.take(a.marker, all, 30*time.Second)
+	if err != nil {
+		t.Fatalf("%v\nswaks:\n%s", err, a.transcript)
+	}
+	// Copies that should not exist take time to appear, if they do:
+	// Postfix retries every second here. A split makes two queue files,
+	// so it gets longer. (The end-of-test sweep looks once more.)
+	settle := time.Second
+	if split {
+		settle = 3 * time.Second
+	}
+	ds = append(ds, p.sink.rest(a.marker, settle)...)
+	seen := map[string]int{}
+	for _, d := range ds {
+		var us []*user
+		var ps []string
+		for _, r := range d.rcpts {
+			seen[strings.ToLower(r)]++
+			if i := slices.IndexFunc(enc, func(u *user) bool { return strings.EqualFold(u.addr, r) }); i >= 0 {
+				us = append(us, enc[i])
+			} else if slices.ContainsFunc(plain, func(s string) bool { return strings.EqualFold(s, r) }) {
+				ps = append(ps, r)
+			} else {
+				t.Errorf("delivery to %s, who must get nothing:\n%s", r, clip(d.data, 600))
+			}
+		}
+		switch {
+		case len(us) > 0 && len(ps) > 0:
+			t.Errorf("one delivery carries recipients with keys %v and without %v:\n%s", d.rcpts, ps, clip(d.data, 600))
+		case len(us) > 0:
+			p.checkEncrypted(t, d.data, orig, len(enc), us...)
+			if tr := parseHeader(t, d.data).Get("X-Danemilter"); split != strings.Contains(tr, fmt.Sprintf("split=%d+%d", len(enc), len(plain))) {
+				t.Errorf("encrypted copy to %v: X-Danemilter %q; split %v", d.rcpts, tr, split)
+			}
+		case len(ps) > 0:
+			traces := checkPlain(t, fmt.Sprint("copy to ", d.rcpts), d.data, orig)
+			if split {
+				if len(traces) != 1 || !strings.HasPrefix(traces[0], "plaintext copy") {
+					t.Errorf("plaintext copy to %v: X-Danemilter %q, want one \"plaintext copy; ...\"", d.rcpts, traces)
+				}
+			} else if len(traces) != 0 {
+				t.Errorf("message to %v passed in clear has X-Danemilter %q, want none", d.rcpts, traces)
+			}
+			t.Logf("%v: plaintext, body and header fields as sent, X-Danemilter %q", d.rcpts, traces)
+		}
+	}
+	for _, r := range all {
+		if n := seen[strings.ToLower(r)]; n != 1 {
+			t.Errorf("%s got %d copies, want exactly 1", r, n)
+		}
+	}
+	t.Logf("%d deliveries for %v: %d encrypted recipients, %d in clear, each exactly once", len(ds), all, len(enc), len(plain))
+}
+
+// testBogus: records whose signatures do not validate defer the recipient
+// at RCPT TO with 451 4.7.5, under dane (dave) and encrypt (erin), and
+// never reach anyone in clear; the other recipients of the transaction go
+// through.
+func (p *policyEnv) testBogus(t *testing.T) {
+	orig := readCorpus(t, "plain.eml")
+	for _, u := range []*user{p.dave, p.erin} {
+		a := p.try(t, []string{u.addr}, orig)
+		a.wantRcpt(t, u.addr, "451 4.7.5")
+		p.wantNoData(t, a)
+	}
+	// Bogus next to a recipient with a key: dave alone is deferred.
+	a := p.try(t, []string{p.dave.addr, p.alice.addr}, orig)
+	a.wantRcpt(t, p.dave.addr, "451 4.7.5")
+	a.wantRcpt(t, p.alice.addr, "250")
+	a.wantQueued(t)
+	p.expect(t, a, orig, []*user{p.alice}, nil, false)
+}
+
+// testUnsigned: in an unsigned zone a published SMIMEA record is not used.
+// Under dane the message goes out in clear, unchanged; under encrypt the
+// recipient is refused at RCPT TO with 550 5.7.5.
+func (p *policyEnv) testUnsigned(t *testing.T) {
+	orig := readCorpus(t, "plain.eml")
+	a := p.try(t, []string{p.other.addr}, orig)
+	a.wantRcpt(t, p.other.addr, "250")
+	a.wantQueued(t)
+	p.expect(t, a, orig, nil, []string{p.other.addr}, false)
+
+	a = p.try(t, []string{p.strict.addr}, orig)
+	a.wantRcpt(t, p.strict.addr, "550 5.7.5")
+	p.wantNoData(t, a)
+}
+
+// testMixedSplit: alice (key) and carol (proven without) in one
+// transaction: alice gets only ciphertext, carol a plaintext copy, each
+// exactly once.
+func (p *policyEnv) testMixedSplit(t *testing.T) {
+	for _, name := range []string{"plain.eml", "multipart-attachment.eml"} {
+		t.Run(name, func(t *testing.T) {
+			orig := readCorpus(t, name)
+			a := p.try(t, []string{p.alice.addr, p.carol}, orig)
+			a.wantRcpt(t, p.alice.addr, "250")
+			a.wantRcpt(t, p.carol, "250")
+			a.wantQueued(t)
+			p.expect(t, a, orig, []*user{p.alice}, []string{p.carol}, true)
+		})
+	}
+}
+
+// testMandatoryMixed: a mandatory recipient without a usable key (strict, in
+// the unsigned zone) is refused at RCPT TO while alice gets ciphertext; a
+// mandatory recipient with a key (bob) next to one without (carol): bob
+// gets only ciphertext, carol a plaintext copy.
+func (p *policyEnv) testMandatoryMixed(t *testing.T) {
+	orig := readCorpus(t, "plain.eml")
+	t.Run("mandatory-unkeyed", func(t *testing.T) {
+		a := p.try(t, []string{p.strict.addr, p.alice.addr}, orig)
+		a.wantRcpt(t, p.strict.addr, "550 5.7.5")
+		a.wantRcpt(t, p.alice.addr, "250")
+		a.wantQueued(t)
+		p.expect(t, a, orig, []*user{p.alice}, nil, false)
+	})
+	t.Run("mandatory-keyed-and-unkeyed", func(t *testing.T) {
+		a := p.try(t, []string{p.bob.addr, p.carol}, orig)
+		a.wantRcpt(t, p.bob.addr, "250")
+		a.wantRcpt(t, p.carol, "250")
+		a.wantQueued(t)
+		p.expect(t, a, orig, []*user{p.bob}, []string{p.carol}, true)
+	})
+}
+
+// testSendmail submits through Postfix's sendmail (postdrop, pickup,
+// cleanup: non_smtpd_milters): the split works the same.
+func (p *policyEnv) testSendmail(t *testing.T) {
+	orig := readCorpus(t, "plain.eml")
+	a := attempt{marker: p.marker(t)}
+	msg := withMarker(orig, a.marker)
+	// sendmail reads lines with the local line end; -i: a lone "." is text.
+	// -C names the private instance; Postfix lets root name any
+	// configuration directory (others only those in the default main.cf's
+	// alternate_config_directories).
+	in := bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))
+	sendmail := strings.TrimSpace(string(run(t, "", 30*time.Second, mustLookPath(t, "postconf"), "-c", p.postfix.confDir, "-h", "sendmail_path")))
+	out, errOut, err := runStdin(in, 60*time.Second, sendmail, "-C", p.postfix.confDir, "-i",
+		"-f", sender, "--", p.alice.addr, p.carol)
+	a.transcript = string(out) + string(errOut)
+	if err != nil {
+		t.Fatalf("sendmail -C %s: %v\n%s", p.postfix.confDir, err, a.transcript)
+	}
+	p.expect(t, a, orig, []*user{p.alice}, []string{p.carol}, true)
+}
+
+// testMapReload: a map file with a bad line is refused as a whole, logged
+// with the line number, and the last good map stays in force; the fixed
+// file takes effect; SIGHUP reloads.
+func (p *policyEnv) testMapReload(t *testing.T) {
+	orig := readCorpus(t, "plain.eml")
+	// The first map: mapped@plain.test encrypt (unsigned zone: refused).
+	a := p.try(t, []string{p.mapped}, orig)
+	a.wantRcpt(t, p.mapped, "550 5.7.5")
+	p.wantNoData(t, a)
+
+	// A bad map: lines 2 and 3 are good, line 4 names no level. Had it
+	// been used even in part, other would be refused and mapped accepted.
+	off := logSize(t, p.log)
+	writeFile(t, p.mapFile, []byte("# bad map\n"+p.mapped+" dane\n"+p.other.addr+" encrypt\nnobody@plain.test mandatory\n"), 0o644)
+	want := p.mapFile + ":4:"
+	line, off := waitLog(t, p.log, off, 10*time.Second, func(l string) bool {
+		return strings.Contains(l, "policy map") && strings.Contains(l, want)
+	})
+	t.Logf("danemilter: %s", line)
+	if !strings.Contains(line, "level=ERROR") {
+		t.Errorf("the bad map is not logged as an error: %s", line)
+	}
+	a = p.try(t, []string{p.other.addr}, orig)
+	a.wantRcpt(t, p.other.addr, "250")
+	a.wantQueued(t)
+	p.expect(t, a, orig, nil, []string{p.other.addr}, false)
+	a = p.try(t, []string{p.mapped}, orig)
+	a.wantRcpt(t, p.mapped, "550 5.7.5")
+	p.wantNoData(t, a)
+
+	// Fixed: the new entries take effect.
+	writeFile(t, p.mapFile, []byte("# fixed map\n"+p.mapped+" dane\n"+p.other.addr+" encrypt\n"), 0o644)
+	line, off = waitLog(t, p.log, off, 10*time.Second, func(l string) bool {
+		return strings.Contains(l, "policy map reloaded")
+	})
+	t.Logf("danemilter: %s", line)
+	a = p.try(t, []string{p.other.addr}, orig)
+	a.wantRcpt(t, p.other.addr, "550 5.7.5")
+	p.wantNoData(t, a)
+	a = p.try(t, []string{p.mapped}, orig)
+	a.wantRcpt(t, p.mapped, "250")
+	a.wantQueued(t)
+	p.expect(t, a, orig, nil, []string{p.mapped}, false)
+
+	// SIGHUP: the daemon reloads the map and says so.
+	if err := syscall.Kill(p.milter.pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	line, _ = waitLog(t, p.log, off, 10*time.Second, func(l string) bool {
+		return strings.Contains(l, "policy map") && strings.Contains(l, "SIGHUP")
+	})
+	t.Logf("danemilter after SIGHUP: %s", line)
+}
+
+// testResolverDown stops Unbound: a recipient whose answer is not cached
+// is deferred at RCPT TO with 451 4.4.3, and nothing is delivered.
+func (p *policyEnv) testResolverDown(t *testing.T) {
+	pid := p.dns.unbound.pid()
+	p.dns.unbound.kill()
+	t.Logf("killed unbound (pid %d)", pid)
+	const fresh = "bob2@secure.test"
+	a := p.try(t, []string{fresh}, readCorpus(t, "plain.eml"))
+	a.wantRcpt(t, fresh, "451 4.4.3")
+	p.wantNoData(t, a)
+}
+
+// logSize is the current size of a log file.
+func logSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// waitLog waits until a complete line written to path after offset from
+// satisfies ok, and returns it and the offset after it.
+func waitLog(t *testing.T, path string, from int64, timeout time.Duration, ok func(string) bool) (string, int64) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) > from {
+			off := from
+			for _, l := range strings.SplitAfter(string(b[from:]), "\n") {
+				if !strings.HasSuffix(l, "\n") {
+					break
+				}
+				off += int64(len(l))
+				if ok(l) {
+					return strings.TrimSpace(l), off
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			logTail(t, "danemilter log", path, 40)
+			t.Fatalf("no such line in %s within %v", path, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
