@@ -221,6 +221,8 @@ func (l *Live) ReloadAndLog(why string) {
 		l.log.Error("policy map file has errors; keeping the last good map", "file", l.path, "trigger", why, "err", err)
 	case changed:
 		l.log.Info("policy map reloaded", "file", l.path, "trigger", why, "entries", l.cur.Load().Len())
+	case why == "SIGHUP":
+		l.log.Info("policy map unchanged", "file", l.path, "trigger", why, "entries", l.cur.Load().Len())
 	default:
 		l.log.Debug("policy map unchanged", "file", l.path, "trigger", why)
 	}
