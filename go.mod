@@ -3,6 +3,7 @@ module github.com/danemilter/danemilter
 go 1.26.8
 
 require (
+	github.com/ProtonMail/go-crypto v1.5.2
 	github.com/d--j/go-milter v0.10.1
 	github.com/miekg/dns v1.1.73
 	github.com/pelletier/go-toml/v2 v2.4.3
@@ -10,7 +11,6 @@ require (
 )
 
 require (
-	github.com/ProtonMail/go-crypto v1.5.2 // indirect
 	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/emersion/go-message v0.18.2 // indirect
 	golang.org/x/crypto v0.54.0 // indirect
