@@ -11,6 +11,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/smime"
 )
 
 // ErrInvalid is wrapped by every validation error Load returns.
@@ -63,6 +65,9 @@ type Config struct {
 	Policy   Policy   `toml:"policy"`
 	Exempt   Exempt   `toml:"exempt"`
 	Reinject Reinject `toml:"reinject"`
+	SMIME    SMIME    `toml:"smime"`
+	OpenPGP  OpenPGP  `toml:"openpgp"`
+	Format   Format   `toml:"format"`
 
 	// Network and Address are Listen parsed for net.Listen.
 	Network string `toml:"-"`
@@ -75,6 +80,57 @@ type Config struct {
 	Exemptions *policy.Exemptions `toml:"-"`
 	// ReinjectAddress is Reinject.Address as host:port for net.Dial.
 	ReinjectAddress string `toml:"-"`
+	// Cipher and CipherDomains are SMIME.Cipher and SMIME.Domains parsed.
+	Cipher        smime.Cipher            `toml:"-"`
+	CipherDomains map[string]smime.Cipher `toml:"-"`
+	// Roots is SMIME.PKIXRoots loaded; nil means the system roots.
+	Roots *x509.CertPool `toml:"-"`
+}
+
+// SMIME configures S/MIME encryption and the trust in SMIMEA records.
+type SMIME struct {
+	// Cipher is the content encryption: aes256-cbc (default), aes128-cbc,
+	// aes128-gcm or aes256-gcm (AuthEnvelopedData, RFC 5083).
+	Cipher string `toml:"cipher"`
+	// Domains overrides Cipher per recipient domain ("example.com", or
+	// ".example.com" for its subdomains).
+	Domains map[string]string `toml:"domains"`
+	// RSAOAEP uses RSAES-OAEP (SHA-256) instead of RSA PKCS #1 v1.5 for RSA
+	// recipients. Default false.
+	RSAOAEP bool `toml:"rsa_oaep"`
+	// UseSKI names recipients by SubjectKeyIdentifier instead of issuer and
+	// serial number. Default false.
+	UseSKI bool `toml:"use_ski"`
+	// CertDir holds certificates that hashed SMIMEA records (x x 1, x x 2,
+	// x 1 x) authenticate, and the CA certificates chains are built through:
+	// PEM files, any names, re-read when they change. Default "" (none).
+	CertDir string `toml:"cert_dir"`
+	// CertDirCheckInterval is how often CertDir is checked. Default 30s.
+	CertDirCheckInterval Duration `toml:"cert_dir_check_interval"`
+	// PKIXRoots is a PEM file of the trust anchors for the PKIX usages 0 and
+	// 1. Default "": the system roots.
+	PKIXRoots string `toml:"pkix_roots"`
+}
+
+// OpenPGP configures OPENPGPKEY lookups and PGP/MIME encryption.
+type OpenPGP struct {
+	// Enabled looks up OPENPGPKEY records next to SMIMEA. Default true;
+	// false turns OpenPGP off (one DNS query less per recipient).
+	Enabled *bool `toml:"enabled"`
+	// ProtectHeaders puts the real Subject (and the other user-facing
+	// fields) inside the encryption and "[...]" outside (RFC 9788).
+	// Default false.
+	ProtectHeaders bool `toml:"protect_headers"`
+}
+
+// Format says which format a recipient with both an SMIMEA and an
+// OPENPGPKEY record gets.
+type Format struct {
+	// Prefer is smime (default) or openpgp.
+	Prefer string `toml:"prefer"`
+	// Domains overrides Prefer per recipient domain ("example.com" or
+	// ".example.com").
+	Domains map[string]string `toml:"domains"`
 }
 
 // Exempt names senders and recipients danemilter never touches (neither
@@ -484,6 +540,9 @@ func (c *Config) setDefaults() error {
 		}
 		c.ReinjectAddress = addr
 	}
+	if err := c.setCryptoDefaults(); err != nil {
+		return err
+	}
 	if c.Reinject.Helo == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
@@ -528,6 +587,109 @@ func parseResolver(s string) (string, bool, error) {
 		return "", false, fmt.Errorf("%q is not an IP address with optional port (host names are not allowed: resolving them would need DNS)", s)
 	}
 	return ap.String(), ap.Addr().IsLoopback(), nil
+}
+
+func (c *Config) setCryptoDefaults() error {
+	if c.SMIME.Cipher == "" {
+		c.SMIME.Cipher = smime.AES256CBC.String()
+	}
+	ci, err := smime.ParseCipher(c.SMIME.Cipher)
+	if err != nil {
+		return invalid("smime.cipher", "%v", err)
+	}
+	c.Cipher = ci
+	c.CipherDomains = map[string]smime.Cipher{}
+	for k, v := range c.SMIME.Domains {
+		d, err := normalizeDomain(strings.TrimPrefix(k, "."))
+		if err != nil {
+			return invalid("smime.domains."+strconv.Quote(k), "%v", err)
+		}
+		ci, err := smime.ParseCipher(v)
+		if err != nil {
+			return invalid("smime.domains."+strconv.Quote(k), "%v", err)
+		}
+		if strings.HasPrefix(k, ".") {
+			d = "." + d
+		}
+		c.CipherDomains[d] = ci
+	}
+	if c.SMIME.CertDir != "" {
+		if fi, err := os.Stat(c.SMIME.CertDir); err != nil || !fi.IsDir() {
+			return invalid("smime.cert_dir", "%q is not a directory", c.SMIME.CertDir)
+		}
+	}
+	if c.SMIME.CertDirCheckInterval == 0 {
+		c.SMIME.CertDirCheckInterval = Duration(30 * time.Second)
+	}
+	if c.SMIME.PKIXRoots != "" {
+		b, err := os.ReadFile(c.SMIME.PKIXRoots)
+		if err != nil {
+			return invalid("smime.pkix_roots", "%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return invalid("smime.pkix_roots", "%s holds no PEM certificate", c.SMIME.PKIXRoots)
+		}
+		c.Roots = pool
+	}
+	if c.OpenPGP.Enabled == nil {
+		t := true
+		c.OpenPGP.Enabled = &t
+	}
+	if c.Format.Prefer == "" {
+		c.Format.Prefer = "smime"
+	}
+	if c.Format.Prefer != "smime" && c.Format.Prefer != "openpgp" {
+		return invalid("format.prefer", "want smime or openpgp, got %q", c.Format.Prefer)
+	}
+	for k, v := range c.Format.Domains {
+		if _, err := normalizeDomain(strings.TrimPrefix(k, ".")); err != nil {
+			return invalid("format.domains."+strconv.Quote(k), "%v", err)
+		}
+		if v != "smime" && v != "openpgp" {
+			return invalid("format.domains."+strconv.Quote(k), "want smime or openpgp, got %q", v)
+		}
+	}
+	return nil
+}
+
+// CipherFor returns the S/MIME cipher override for a recipient domain: the
+// entry for the domain, else for the nearest ".parent".
+func (c *Config) CipherFor(domain string) (smime.Cipher, bool) {
+	return lookupDomain(c.CipherDomains, domain)
+}
+
+// PreferOpenPGP reports whether recipients at domain prefer OpenPGP when
+// they have both kinds of key.
+func (c *Config) PreferOpenPGP(domain string) bool {
+	m := map[string]string{}
+	for k, v := range c.Format.Domains {
+		k = strings.ToLower(strings.TrimSuffix(k, "."))
+		m[k] = v
+	}
+	if v, ok := lookupDomain(m, domain); ok {
+		return v == "openpgp"
+	}
+	return c.Format.Prefer == "openpgp"
+}
+
+func lookupDomain[V any](m map[string]V, domain string) (V, bool) {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if v, ok := m[domain]; ok {
+		return v, true
+	}
+	for d := domain; ; {
+		_, parent, ok := strings.Cut(d, ".")
+		if !ok {
+			break
+		}
+		if v, ok := m["."+parent]; ok {
+			return v, true
+		}
+		d = parent
+	}
+	var zero V
+	return zero, false
 }
 
 // parseReinject accepts "host:port", "[v6]:port" or "inet:host:port".

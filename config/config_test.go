@@ -211,3 +211,47 @@ func TestIssue3Keys(t *testing.T) {
 		t.Errorf("defaults: rcpt %v reinject %q", *d.Timeouts.Rcpt, d.ReinjectAddress)
 	}
 }
+
+func TestCryptoKeys(t *testing.T) {
+	dir := t.TempDir()
+	roots := filepath.Join(dir, "roots.pem")
+	if err := os.WriteFile(roots, []byte("not pem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("t", []byte("[smime]\ncipher = \"aes128-gcm\"\nrsa_oaep = true\ncert_dir = \""+dir+"\"\n[smime.domains]\n\"old.example\" = \"aes256-cbc\"\n\".legacy.example\" = \"aes128-cbc\"\n"+
+		"[openpgp]\nenabled = false\n[format]\nprefer = \"openpgp\"\n[format.domains]\n\"x.example\" = \"smime\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cipher.String() != "aes128-gcm" || !c.SMIME.RSAOAEP || *c.OpenPGP.Enabled {
+		t.Errorf("cipher %s oaep %v openpgp %v", c.Cipher, c.SMIME.RSAOAEP, *c.OpenPGP.Enabled)
+	}
+	for domain, want := range map[string]string{"old.example": "aes256-cbc", "a.legacy.example": "aes128-cbc", "legacy.example": "", "new.example": ""} {
+		got, ok := c.CipherFor(domain)
+		if (want == "") == ok || (ok && got.String() != want) {
+			t.Errorf("CipherFor(%s) = %v %v, want %q", domain, got, ok, want)
+		}
+	}
+	if !c.PreferOpenPGP("y.example") || c.PreferOpenPGP("X.example") {
+		t.Error("format preference per domain")
+	}
+	d, err := Parse("t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Cipher.String() != "aes256-cbc" || !*d.OpenPGP.Enabled || d.PreferOpenPGP("a.example") || d.Roots != nil {
+		t.Errorf("defaults: %s %v", d.Cipher, *d.OpenPGP.Enabled)
+	}
+	for _, bad := range []struct{ in, want string }{
+		{"[smime]\ncipher = \"des\"\n", "smime.cipher"},
+		{"[smime.domains]\n\"x.example\" = \"rc2\"\n", `smime.domains.\"x.example\"`},
+		{"[smime]\ncert_dir = \"/nonexistent\"\n", "smime.cert_dir"},
+		{"[smime]\npkix_roots = \"" + roots + "\"\n", "no PEM certificate"},
+		{"[format]\nprefer = \"both\"\n", "format.prefer"},
+		{"[format.domains]\n\"x.example\" = \"pgp\"\n", "format.domains"},
+	} {
+		if _, err := Parse("t", []byte(bad.in)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: err %v, want %q", bad.in, err, bad.want)
+		}
+	}
+}

@@ -307,12 +307,12 @@ func CheckCertificate(addr string, cert *x509.Certificate, now time.Time) string
 			return fmt.Sprintf("RSA key of %d bits is too weak (at least %d)", k.N.BitLen(), minRSABits)
 		}
 	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return fmt.Sprintf("EC curve %s is not supported (P-256, P-384)", k.Curve.Params().Name)
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() && k.Curve != elliptic.P521() {
+			return fmt.Sprintf("EC curve %s is not supported (P-256, P-384, P-521)", k.Curve.Params().Name)
 		}
 		need = x509.KeyUsageKeyAgreement
 	default:
-		return fmt.Sprintf("public key type %s is not supported for encryption (RSA, EC P-256/P-384)", cert.PublicKeyAlgorithm)
+		return fmt.Sprintf("public key type %s is not supported for encryption (RSA, EC P-256/P-384/P-521)", cert.PublicKeyAlgorithm)
 	}
 	if !certHasAddress(cert, addr) {
 		return fmt.Sprintf("certificate is not for %s (it names %s)", addr, certAddresses(cert))

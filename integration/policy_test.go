@@ -331,7 +331,7 @@ func (p *policyEnv) expect(t *testing.T, a attempt, orig []byte, enc []*user, pl
 			t.Errorf("one delivery carries recipients with keys %v and without %v:\n%s", d.rcpts, ps, clip(d.data, 600))
 		case len(us) > 0:
 			p.checkEncrypted(t, d.data, orig, len(enc), us...)
-			if tr := parseHeader(t, d.data).Get("X-Danemilter"); split != strings.Contains(tr, fmt.Sprintf("split=%d+%d", len(enc), len(plain))) {
+			if tr := parseHeader(t, d.data).Get("X-Danemilter"); split != strings.Contains(tr, fmt.Sprintf("split=smime:%d+plain:%d", len(enc), len(plain))) {
 				t.Errorf("encrypted copy to %v: X-Danemilter %q; split %v", d.rcpts, tr, split)
 			}
 		case len(ps) > 0:

@@ -14,10 +14,8 @@ package milter
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -28,6 +26,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/smime"
 )
@@ -46,7 +45,7 @@ type Options struct {
 	Levels policy.Source
 	// Exemptions name senders and recipients to leave alone; nil: none.
 	Exemptions *policy.Exemptions
-	// Reinjector delivers the plaintext copy of a split message; nil turns
+	// Reinjector delivers the copies of a split message; nil turns
 	// splitting off.
 	Reinjector Reinjector
 	// RcptWait is how long RCPT TO waits for the recipient's lookup to
@@ -61,8 +60,23 @@ type Options struct {
 	SpoolDir           string
 	MessageTimeout     time.Duration
 	DryRun             bool
-	Cipher             smime.Cipher
-	Now                func() time.Time
+	// Selector turns SMIMEA records into certificates (trust anchors, the
+	// certificate directory); nil: records only, system roots.
+	Selector *dane.Selector
+	// SMIME are the S/MIME settings: Cipher (the zero value is AES-256-CBC),
+	// RSAOAEP, UseSKI. CipherFor, when set, overrides the cipher per
+	// recipient domain.
+	SMIME     smime.Options
+	CipherFor func(domain string) (smime.Cipher, bool)
+	// OpenPGP turns on OPENPGPKEY lookups and PGP/MIME encryption.
+	OpenPGP bool
+	// Prefer says which format a recipient with both kinds of key gets;
+	// nil means S/MIME.
+	Prefer func(addr string) Format
+	// ProtectHeaders copies Subject and the other user-facing fields into
+	// PGP/MIME-encrypted entities and hides the outer Subject (RFC 9788).
+	ProtectHeaders bool
+	Now            func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -83,6 +97,12 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Selector == nil {
+		o.Selector = &dane.Selector{}
+	}
+	if o.Prefer == nil {
+		o.Prefer = func(string) Format { return FormatSMIME }
 	}
 }
 
@@ -116,12 +136,21 @@ type rcpt struct {
 	exempt string // the exemption pattern that applies, or ""
 	match  policy.Match
 
-	done     chan struct{}
+	done chan struct{}
+	err  error // address could not be turned into an owner name
+
+	// S/MIME: the SMIMEA lookup.
 	name     string
 	result   dane.Result
 	usable   []dane.Key
 	rejected []dane.Rejected
-	err      error // address could not be turned into an owner name
+
+	// OpenPGP: the OPENPGPKEY lookup, when enabled.
+	pgpOn       bool
+	pgpName     string
+	pgpResult   dane.Result
+	pgpUsable   []openpgp.Key
+	pgpRejected []openpgp.Rejected
 }
 
 // handler is made per MTA connection; its message state is reset after every
@@ -257,26 +286,46 @@ func (h *handler) lookup(ctx context.Context, r *rcpt) {
 		if p := recover(); p != nil {
 			h.opts.Logger.Error("panic in lookup", "rcpt", r.addr, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			r.result = dane.Result{Status: dane.StatusIndeterminate, Err: fmt.Errorf("internal error: %v", p)}
+			r.usable = nil
 		}
 	}()
 	r.name, r.err = dane.SMIMEAName(r.addr, h.opts.LowercaseLocalPart)
 	if r.err != nil {
 		return
 	}
+	// Both record types are looked up at once.
+	var wg sync.WaitGroup
+	if h.opts.OpenPGP {
+		r.pgpOn = true
+		r.pgpName, _ = dane.OPENPGPKEYName(r.addr, h.opts.LowercaseLocalPart)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					h.opts.Logger.Error("panic in OPENPGPKEY lookup", "rcpt", r.addr, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+					r.pgpResult = dane.Result{Status: dane.StatusIndeterminate, Err: fmt.Errorf("internal error: %v", p)}
+					r.pgpUsable = nil
+				}
+			}()
+			r.pgpResult = h.opts.Resolver.Lookup(ctx, r.pgpName, dns.TypeOPENPGPKEY)
+			if r.pgpResult.Status == dane.StatusSecure {
+				r.pgpUsable, r.pgpRejected = openpgp.SelectKeys(r.addr, r.pgpResult.Records, h.opts.Now())
+			}
+		}()
+	}
+	defer wg.Wait()
 	r.result = h.opts.Resolver.Lookup(ctx, r.name, dns.TypeSMIMEA)
 	if r.result.Status == dane.StatusSecure {
-		r.usable, r.rejected = dane.SelectSMIMEA(r.addr, r.result.Records, h.opts.Now())
+		r.usable, r.rejected = h.opts.Selector.Select(r.addr, r.result.Records, h.opts.Now())
 	}
 }
 
-// outcome maps a finished lookup onto the policy's outcomes.
-func (r *rcpt) outcome() policy.Outcome {
-	if r.err != nil {
-		return policy.NoKey
-	}
-	switch r.result.Status {
+// statusOutcome maps one lookup onto the policy's outcomes.
+func statusOutcome(res dane.Result, usable int) policy.Outcome {
+	switch res.Status {
 	case dane.StatusSecure:
-		if len(r.usable) > 0 {
+		if usable > 0 {
 			return policy.Usable
 		}
 		return policy.NoKey
@@ -288,6 +337,42 @@ func (r *rcpt) outcome() policy.Outcome {
 		return policy.Bogus
 	}
 	return policy.Indeterminate
+}
+
+// severity orders the outcomes without a key: a forged answer for either
+// record type must not be hidden by a clean "no record" for the other.
+var severity = map[policy.Outcome]int{policy.NoKey: 0, policy.Insecure: 1, policy.Indeterminate: 2, policy.Bogus: 3}
+
+// outcome maps a finished lookup (both record types) onto the policy's
+// outcomes; see Outcome.
+func (r *rcpt) outcome() policy.Outcome {
+	if r.err != nil {
+		return policy.NoKey
+	}
+	if !r.pgpOn {
+		return Outcome(r.result, len(r.usable), nil, 0)
+	}
+	return Outcome(r.result, len(r.usable), &r.pgpResult, len(r.pgpUsable))
+}
+
+// Outcome is what the policy sees of a recipient's lookups: Usable when
+// either the SMIMEA or the OPENPGPKEY lookup (pgp, nil when not made) yields
+// a usable key; otherwise the gravest of the two outcomes (bogus before
+// indeterminate before insecure before no key), so that a forged answer for
+// one record type is never hidden by a clean denial for the other.
+func Outcome(smimea dane.Result, smimeaUsable int, pgp *dane.Result, pgpUsable int) policy.Outcome {
+	o := statusOutcome(smimea, smimeaUsable)
+	if pgp == nil {
+		return o
+	}
+	p := statusOutcome(*pgp, pgpUsable)
+	if o == policy.Usable || p == policy.Usable {
+		return policy.Usable
+	}
+	if severity[p] > severity[o] {
+		return p
+	}
+	return o
 }
 
 func (h *handler) Header(name, value string, m milter.Modifier) (resp *milter.Response, err error) {
@@ -314,205 +399,6 @@ func (h *handler) Abort(m milter.Modifier) error {
 
 func (h *handler) Cleanup(m milter.Modifier) {
 	h.reset()
-}
-
-func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err error) {
-	defer h.reset()
-	defer h.guard("eom", &resp, &err)
-	h.begin()
-	queueID := m.Get(milter.MacroQueueId)
-	log := h.opts.Logger.With("queue_id", queueID)
-
-	// Wait for every lookup; the message deadline bounds the wait, and a
-	// lookup still running at the deadline counts as indeterminate.
-	for _, r := range h.rcpts {
-		select {
-		case <-r.done:
-		case <-h.ctx.Done():
-		}
-	}
-
-	leadSpace := m.Protocol()&milter.OptHeaderLeadingSpace != 0
-	ctype := h.headerValue("Content-Type", leadSpace)
-	if smime.IsEncrypted(ctype) {
-		log.Info("message", "action", "pass", "reason", "already encrypted", "from", h.from, "recipients", len(h.rcpts))
-		return milter.RespAccept, nil
-	}
-
-	var prs []policy.Recipient
-	var details, would []string
-	for _, r := range h.rcpts {
-		var d policy.Decision
-		var outcome policy.Outcome
-		select {
-		case <-r.done:
-			outcome = r.outcome()
-		default:
-			outcome = policy.Indeterminate
-		}
-		switch {
-		case r.local:
-			d = policy.Decision{Action: policy.Plain, Reason: "local recipient"}
-			details = append(details, r.addr+"=local")
-		case r.exempt != "":
-			d = policy.Decision{Action: policy.Plain, Reason: "exempt"}
-			details = append(details, fmt.Sprintf("%s=plain(exempt %s)", r.addr, r.exempt))
-		case r.match.Level == policy.LevelNone:
-			d = policy.Decide(policy.LevelNone, outcome)
-			details = append(details, r.addr+"=plain(policy none)")
-		default:
-			d = policy.Decide(r.match.Level, outcome)
-			if r.match.DryRun && !h.opts.DryRun {
-				// Per-entry dry run: say what would happen, then treat
-				// the recipient as plaintext and never refuse it.
-				would = append(would, d.Action.String())
-				details = append(details, "dry-run:"+h.describe(r, outcome, d))
-				d = policy.Decision{Action: policy.Plain, Reason: "dry run"}
-			} else {
-				details = append(details, h.describe(r, outcome, d))
-			}
-		}
-		prs = append(prs, policy.Recipient{Address: r.addr, Local: r.local, Decision: d})
-	}
-	plan := policy.Combine(prs, h.opts.Reinjector != nil)
-	size := h.body.Size()
-	attrs := []any{"from", h.from, "size", size, "recipients", strings.Join(details, " ")}
-
-	if (plan.Action == policy.Encrypt || plan.Action == policy.Split) && h.body.overflow {
-		plan = policy.Plan{Action: policy.Reject, Code: 552, Status: "5.3.4", Reason: "message too big for the encryption gateway"}
-	}
-
-	if h.opts.DryRun {
-		log.Info("message", append([]any{"action", "pass", "dry_run", true, "would", plan.Action.String(), "reason", plan.Reason}, attrs...)...)
-		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, "dry-run; would "+plan.Action.String())); err != nil {
-			return nil, err
-		}
-		return milter.RespAccept, nil
-	}
-	if len(would) > 0 {
-		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, "dry-run; would "+strings.Join(uniq(would), ","))); err != nil {
-			return nil, err
-		}
-	}
-
-	switch plan.Action {
-	case policy.TempFail, policy.Reject:
-		log.Info("message", append([]any{"action", plan.Action.String(), "status", plan.Status, "reason", plan.Reason}, attrs...)...)
-		return milter.RejectWithCodeAndReason(uint16(plan.Code), plan.Status+" "+plan.Reason)
-	case policy.Plain:
-		log.Info("message", append([]any{"action", "pass", "reason", plan.Reason}, attrs...)...)
-		return milter.RespAccept, nil
-	}
-
-	certs := h.certificates(plan.EncryptTo)
-	split := ""
-	if plan.Action == policy.Split {
-		// Re-inject the plaintext copy first: if that fails, nothing has
-		// changed yet and the whole message is deferred.
-		if err := h.reinject(plan.PlainTo, leadSpace); err != nil {
-			log.Error("message", append([]any{"action", "tempfail", "reason", "re-injection of the plaintext copy failed", "err", err}, attrs...)...)
-			return tempFail()
-		}
-		for _, a := range plan.PlainTo {
-			if err := m.DeleteRecipient(a); err != nil {
-				log.Error("message", append([]any{"action", "tempfail", "reason", "cannot remove recipient after re-injection; the plaintext copy may be delivered twice", "err", err}, attrs...)...)
-				return tempFail()
-			}
-		}
-		split = fmt.Sprintf("; split=%d+%d", len(plan.EncryptTo), len(plan.PlainTo))
-	}
-	if err := h.encrypt(m, leadSpace, certs, split); err != nil {
-		log.Error("message", append([]any{"action", "tempfail", "reason", "encryption failed", "err", err}, attrs...)...)
-		return tempFail()
-	}
-	log.Info("message", append([]any{"action", plan.Action.String(), "format", "smime", "cipher", h.opts.Cipher.String(), "keys", len(certs), "encrypted_to", len(plan.EncryptTo), "plaintext_to", len(plan.PlainTo), "reason", plan.Reason, "duration", time.Since(h.start).Round(time.Millisecond)}, attrs...)...)
-	return milter.RespAccept, nil
-}
-
-func uniq(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// reinject sends the message as received, with a trace header, to rcpts
-// through the Reinjector.
-func (h *handler) reinject(rcpts []string, leadSpace bool) error {
-	body, err := h.body.Reader()
-	if err != nil {
-		return err
-	}
-	var hdr strings.Builder
-	for _, f := range h.headers {
-		if strings.EqualFold(f.name, TraceHeader) {
-			continue
-		}
-		hdr.WriteString(f.name)
-		hdr.WriteString(":")
-		if !leadSpace {
-			hdr.WriteString(" ")
-		}
-		hdr.WriteString(crlf(f.value))
-		hdr.WriteString("\r\n")
-	}
-	hdr.WriteString(TraceHeader + ": plaintext copy; split from an encrypted message\r\n\r\n")
-	ctx, cancel := context.WithTimeout(h.ctx, h.opts.MessageTimeout)
-	defer cancel()
-	return h.opts.Reinjector.Reinject(ctx, h.from, rcpts, io.MultiReader(strings.NewReader(hdr.String()), body))
-}
-
-// describe renders one recipient's lookup and decision for the log line.
-func (h *handler) describe(r *rcpt, o policy.Outcome, d policy.Decision) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s=%s(level=%s", r.addr, d.Action, r.match.Level)
-	if r.err != nil {
-		fmt.Fprintf(&b, ",error=%q", r.err.Error())
-	} else {
-		fmt.Fprintf(&b, ",dnssec=%s", r.result.Status)
-		if len(r.result.EDE) > 0 {
-			fmt.Fprintf(&b, ",ede=%d", r.result.EDE[0].Code)
-		}
-		if r.result.Status == dane.StatusSecure {
-			fmt.Fprintf(&b, ",usable=%d", len(r.usable))
-			for _, rj := range r.rejected {
-				fmt.Fprintf(&b, ",skipped=%q", rj.Reason)
-			}
-		}
-		if o == policy.Indeterminate && r.result.Err != nil {
-			fmt.Fprintf(&b, ",error=%q", r.result.Err.Error())
-		}
-	}
-	b.WriteString(")")
-	return b.String()
-}
-
-// certificates collects every usable certificate of the recipients named,
-// without duplicates.
-func (h *handler) certificates(addrs []string) []*x509.Certificate {
-	var certs []*x509.Certificate
-	seen := map[string]bool{}
-	want := map[string]bool{}
-	for _, a := range addrs {
-		want[a] = true
-	}
-	for _, r := range h.rcpts {
-		if r.local || !want[r.addr] {
-			continue
-		}
-		for _, k := range r.usable {
-			if !seen[string(k.Cert.Raw)] {
-				seen[string(k.Cert.Raw)] = true
-				certs = append(certs, k.Cert)
-			}
-		}
-	}
-	return certs
 }
 
 // headerValue returns the first value of the named header, without the
@@ -563,107 +449,6 @@ func crlf(v string) string {
 	}
 	v = strings.ReplaceAll(v, "\r\n", "\n")
 	return strings.ReplaceAll(v, "\n", "\r\n")
-}
-
-// maxChunk is the largest body replacement packet we send (64 KiB - 1, the
-// milter protocol's classic limit, which every MTA accepts).
-const maxChunk = 65535
-
-// encrypt replaces the entity headers and the body of the message with an
-// application/pkcs7-mime entity (RFC 8551 §3.3). Nothing the MTA receives
-// takes effect unless EndOfMessage accepts, so an error here leaves the
-// message untouched.
-func (h *handler) encrypt(m milter.Modifier, leadSpace bool, certs []*x509.Certificate, traceExtra string) error {
-	if len(certs) == 0 {
-		return errors.New("no certificates")
-	}
-	body, err := h.body.Reader()
-	if err != nil {
-		return err
-	}
-	hdr := h.entityHeader(leadSpace)
-	entity := io.MultiReader(strings.NewReader(string(hdr)), body)
-	size := int64(len(hdr)) + h.body.Size()
-
-	// Delete the entity headers and our own trace header, highest index
-	// first so earlier indices stay valid. Indices count per header name.
-	type del struct {
-		name  string
-		index int
-	}
-	var dels []del
-	count := map[string]int{}
-	hasMIMEVersion := false
-	for _, f := range h.headers {
-		key := strings.ToLower(f.name)
-		count[key]++
-		if key == "mime-version" {
-			hasMIMEVersion = true
-		}
-		if smime.IsEntityHeader(f.name) || strings.EqualFold(f.name, TraceHeader) {
-			dels = append(dels, del{f.name, count[key]})
-		}
-	}
-	for i := len(dels) - 1; i >= 0; i-- {
-		if err := m.ChangeHeader(dels[i].index, dels[i].name, ""); err != nil {
-			return fmt.Errorf("delete header %s: %w", dels[i].name, err)
-		}
-	}
-	if !hasMIMEVersion {
-		if err := m.AddHeader("MIME-Version", h.hv(leadSpace, "1.0")); err != nil {
-			return err
-		}
-	}
-	for _, f := range smime.OuterFields() {
-		if err := m.AddHeader(f.Name, h.hv(leadSpace, f.Value)); err != nil {
-			return err
-		}
-	}
-	trace := fmt.Sprintf("encrypted; format=smime; cipher=%s; keys=%d%s", h.opts.Cipher, len(certs), traceExtra)
-	if err := m.AddHeader(TraceHeader, h.hv(leadSpace, trace)); err != nil {
-		return err
-	}
-
-	pr, pw := io.Pipe()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() {
-			if p := recover(); p != nil {
-				pw.CloseWithError(fmt.Errorf("panic in encryption: %v", p))
-			}
-		}()
-		pw.CloseWithError(smime.EncryptBase64(pw, entity, size, certs, smime.Options{Cipher: h.opts.Cipher}))
-	}()
-	defer wg.Wait()
-	defer pr.Close()
-
-	chunk := maxChunk
-	if ds := int(m.MaxDataSize()); ds > 0 && ds < chunk {
-		chunk = ds
-	}
-	buf := make([]byte, chunk)
-	sent := 0
-	for {
-		n, err := io.ReadFull(pr, buf)
-		if n > 0 {
-			if werr := m.ReplaceBodyRawChunk(buf[:n]); werr != nil {
-				pr.CloseWithError(werr)
-				return fmt.Errorf("replace body: %w", werr)
-			}
-			sent += n
-			if sent%(64*maxChunk) < n { // about every 4 MiB
-				_ = m.Progress()
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("encrypt: %w", err)
-		}
-	}
 }
 
 func cutLast(s, sep string) (string, string, bool) {

@@ -280,7 +280,7 @@ func TestMixedRecipients(t *testing.T) {
 				t.Errorf("%s cannot read the encrypted copy", u.addr)
 			}
 		}
-		if tr := header(res.Message, TraceHeader); len(tr) != 1 || !strings.Contains(tr[0], "split=2+2") {
+		if tr := header(res.Message, TraceHeader); len(tr) != 1 || !strings.Contains(tr[0], "split=smime:2+plain:2") {
 			t.Errorf("trace header %q", tr)
 		}
 	})

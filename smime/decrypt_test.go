@@ -1,16 +1,18 @@
 package smime
 
 // Test-only helpers: recipients with keys and certificates generated on the
-// spot, and a small, strict CMS EnvelopedData reader written from RFC 5652
-// without any of the package's own types, so that tests (and fuzzing) check
-// the writer against an independent reading when OpenSSL is not at hand.
+// spot, and a small, strict CMS EnvelopedData and AuthEnvelopedData reader
+// (RSA v1.5 recipients by issuer and serial number) written from RFC 5652,
+// 5083 and 5084 without any of the package's own code, so that tests (and
+// fuzzing) check the writer against an independent reading when OpenSSL is
+// not at hand. Decrypt, the package's own reader, is tested against it and
+// against OpenSSL.
 
 import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -101,14 +103,15 @@ func selfSigned(email string, serial *big.Int, pub any, signer any) (*x509.Certi
 	return x509.ParseCertificate(der)
 }
 
-// ecdsaCert returns a certificate with a P-256 key, which Encrypt cannot use.
-func ecdsaCert(tb testing.TB) *x509.Certificate {
+// unsupportedCert returns a certificate with an Ed25519 key, which no
+// S/MIME key transport or agreement uses.
+func unsupportedCert(tb testing.TB) *x509.Certificate {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cert, err := selfSigned("ec@example.test", big.NewInt(42), key.Public(), key)
+	cert, err := selfSigned("ed@example.test", big.NewInt(42), pub, key)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -125,6 +128,13 @@ type tEnvelopedData struct {
 	Version        int
 	RecipientInfos []asn1.RawValue `asn1:"set"`
 	EncryptedCI    tEncryptedContentInfo
+}
+
+type tAuthEnvelopedData struct { // RFC 5083 §2.1, without the optional fields
+	Version         int
+	RecipientInfos  []asn1.RawValue `asn1:"set"`
+	AuthEncryptedCI tEncryptedContentInfo
+	MAC             []byte
 }
 
 type tEncryptedContentInfo struct {
@@ -169,33 +179,51 @@ func unmarshalAll(b []byte, v any, what string) error {
 	return nil
 }
 
-// decryptCMS reads a DER ContentInfo holding an EnvelopedData, finds the
+// decryptCMS reads a DER ContentInfo holding an EnvelopedData (AES-CBC) or
+// an AuthEnvelopedData (AES-GCM, RFC 5083/5084), finds the
 // KeyTransRecipientInfo of r by issuer and serial number, unwraps the CEK
-// with RSA PKCS #1 v1.5 and decrypts the AES-CBC content. It is strict: it
-// checks every version number, algorithm identifier, DER length form (Go's
-// encoding/asn1 refuses non-minimal lengths and the indefinite form), the
-// DER order of the SET OF RecipientInfo, and the padding.
+// with RSA PKCS #1 v1.5 and decrypts the content, GCM with crypto/cipher's
+// one-shot AEAD (independent of the package's streaming GCM). It is
+// strict: it checks every version number, algorithm identifier, DER length
+// form (Go's encoding/asn1 refuses non-minimal lengths and the indefinite
+// form), the DER order of the SET OF RecipientInfo, and the padding.
 func decryptCMS(der []byte, r testRecipient) (*decrypted, error) {
 	var ci tContentInfo
 	if err := unmarshalAll(der, &ci, "ContentInfo"); err != nil {
 		return nil, err
 	}
-	if !ci.ContentType.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 3}) {
-		return nil, fmt.Errorf("content type %v, want id-envelopedData", ci.ContentType)
+	var ris []asn1.RawValue
+	var eci tEncryptedContentInfo
+	var mac []byte
+	auth := false
+	switch {
+	case ci.ContentType.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 3}):
+		var env tEnvelopedData
+		if err := unmarshalAll(ci.Content.Bytes, &env, "EnvelopedData"); err != nil {
+			return nil, err
+		}
+		if env.Version != 0 {
+			return nil, fmt.Errorf("EnvelopedData version %d, want 0", env.Version)
+		}
+		ris, eci = env.RecipientInfos, env.EncryptedCI
+	case ci.ContentType.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 1, 23}):
+		var env tAuthEnvelopedData
+		if err := unmarshalAll(ci.Content.Bytes, &env, "AuthEnvelopedData"); err != nil {
+			return nil, err
+		}
+		if env.Version != 0 {
+			return nil, fmt.Errorf("AuthEnvelopedData version %d, want 0", env.Version)
+		}
+		ris, eci, mac, auth = env.RecipientInfos, env.AuthEncryptedCI, env.MAC, true
+	default:
+		return nil, fmt.Errorf("content type %v, want id-envelopedData or id-ct-authEnvelopedData", ci.ContentType)
 	}
-	var env tEnvelopedData
-	if err := unmarshalAll(ci.Content.Bytes, &env, "EnvelopedData"); err != nil {
-		return nil, err
-	}
-	if env.Version != 0 {
-		return nil, fmt.Errorf("EnvelopedData version %d, want 0", env.Version)
-	}
-	if len(env.RecipientInfos) == 0 {
+	if len(ris) == 0 {
 		return nil, errors.New("no RecipientInfos")
 	}
 	var ek []byte
-	for i, raw := range env.RecipientInfos {
-		if i > 0 && bytes.Compare(env.RecipientInfos[i-1].FullBytes, raw.FullBytes) > 0 {
+	for i, raw := range ris {
+		if i > 0 && bytes.Compare(ris[i-1].FullBytes, raw.FullBytes) > 0 {
 			return nil, errors.New("SET OF RecipientInfo not in DER order")
 		}
 		var kt tKeyTrans
@@ -218,7 +246,6 @@ func decryptCMS(der []byte, r testRecipient) (*decrypted, error) {
 	if ek == nil {
 		return nil, errors.New("no RecipientInfo for this recipient")
 	}
-	eci := env.EncryptedCI
 	if !eci.ContentType.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}) {
 		return nil, fmt.Errorf("encrypted content type %v, want id-data", eci.ContentType)
 	}
@@ -229,15 +256,16 @@ func decryptCMS(der []byte, r testRecipient) (*decrypted, error) {
 		c, keyLen = AES256CBC, 32
 	case alg.Equal(asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}):
 		c, keyLen = AES128CBC, 16
+	case alg.Equal(asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 46}):
+		c, keyLen = AES256GCM, 32
+	case alg.Equal(asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 6}):
+		c, keyLen = AES128GCM, 16
 	default:
 		return nil, fmt.Errorf("content encryption algorithm %v", alg)
 	}
-	var iv []byte
-	if err := unmarshalAll(eci.Algorithm.Parameters.FullBytes, &iv, "AES IV"); err != nil {
-		return nil, err
-	}
-	if len(iv) != aes.BlockSize {
-		return nil, fmt.Errorf("IV of %d octets", len(iv))
+	gcm := c == AES256GCM || c == AES128GCM
+	if gcm != auth {
+		return nil, fmt.Errorf("%v in the wrong content type", c)
 	}
 	cek, err := rsa.DecryptPKCS1v15(nil, r.Key, ek)
 	if err != nil {
@@ -246,13 +274,46 @@ func decryptCMS(der []byte, r testRecipient) (*decrypted, error) {
 	if len(cek) != keyLen {
 		return nil, fmt.Errorf("CEK of %d octets for %v", len(cek), c)
 	}
-	ct := eci.EncryptedContent
-	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
-		return nil, fmt.Errorf("ciphertext of %d octets", len(ct))
-	}
 	block, err := aes.NewCipher(cek)
 	if err != nil {
 		return nil, err
+	}
+	ct := eci.EncryptedContent
+	if gcm {
+		// RFC 5084 §3.2 GCMParameters: a 12-octet nonce and, written out
+		// because it is not the DEFAULT 12, an ICV length of 16.
+		var params struct {
+			Nonce  []byte
+			ICVLen int `asn1:"optional,default:12"`
+		}
+		if err := unmarshalAll(eci.Algorithm.Parameters.FullBytes, &params, "GCMParameters"); err != nil {
+			return nil, err
+		}
+		if len(params.Nonce) != 12 || params.ICVLen != 16 || len(mac) != 16 {
+			return nil, fmt.Errorf("GCM nonce %d, ICV length %d, mac %d octets; want 12, 16, 16", len(params.Nonce), params.ICVLen, len(mac))
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		pt, err := aead.Open(nil, params.Nonce, append(bytes.Clone(ct), mac...), nil)
+		if err != nil {
+			return nil, fmt.Errorf("GCM: %w", err)
+		}
+		if pt == nil {
+			pt = []byte{}
+		}
+		return &decrypted{Plaintext: pt, CEK: cek, IV: params.Nonce, Cipher: c, Recipients: len(ris)}, nil
+	}
+	var iv []byte
+	if err := unmarshalAll(eci.Algorithm.Parameters.FullBytes, &iv, "AES IV"); err != nil {
+		return nil, err
+	}
+	if len(iv) != aes.BlockSize {
+		return nil, fmt.Errorf("IV of %d octets", len(iv))
+	}
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, fmt.Errorf("ciphertext of %d octets", len(ct))
 	}
 	pt := make([]byte, len(ct))
 	cipher.NewCBCDecrypter(block, iv).CryptBlocks(pt, ct)
@@ -270,7 +331,7 @@ func decryptCMS(der []byte, r testRecipient) (*decrypted, error) {
 		CEK:        cek,
 		IV:         iv,
 		Cipher:     c,
-		Recipients: len(env.RecipientInfos),
+		Recipients: len(ris),
 	}, nil
 }
 

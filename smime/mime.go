@@ -18,14 +18,27 @@ func IsEntityHeader(name string) bool {
 type Field struct{ Name, Value string }
 
 // OuterFields returns the header fields of the application/pkcs7-mime entity
-// that replaces an encrypted entity (RFC 8551 §3.3), in the order they
-// should appear. The body that goes with them is what [EncryptBase64]
-// writes. Each call returns a new slice that the caller may modify.
-func OuterFields() []Field {
+// that replaces an entity encrypted with a CBC Cipher (smime-type
+// enveloped-data): OuterFieldsFor(AES256CBC). It is kept for callers that
+// only know the CBC ciphers; prefer OuterFieldsFor.
+func OuterFields() []Field { return OuterFieldsFor(AES256CBC) }
+
+// OuterFieldsFor returns the header fields of the application/pkcs7-mime
+// entity that replaces an entity encrypted with c (RFC 8551 §3.3), in the
+// order they should appear. The body that goes with them is what
+// [EncryptBase64] writes with Options.Cipher c. The smime-type parameter
+// (RFC 8551 §3.2.2) is authEnveloped-data for the GCM ciphers, whose output
+// is an AuthEnvelopedData, and enveloped-data otherwise. Each call returns
+// a new slice that the caller may modify.
+func OuterFieldsFor(c Cipher) []Field {
+	smimeType := "enveloped-data"
+	if c.authenticated() {
+		smimeType = "authEnveloped-data"
+	}
 	return []Field{
-		// RFC 8551 §3.2.2: smime-type=enveloped-data; §3.2.1: the name
-		// parameter and the .p7m extension, for agents that look no further.
-		{"Content-Type", `application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"`},
+		// RFC 8551 §3.2.2: smime-type; §3.2.1: the name parameter and the
+		// .p7m extension (used for both), for agents that look no further.
+		{"Content-Type", `application/pkcs7-mime; smime-type=` + smimeType + `; name="smime.p7m"`},
 		{"Content-Transfer-Encoding", "base64"},                     // RFC 8551 §3.3, §3.1.2: DER is binary
 		{"Content-Disposition", `attachment; filename="smime.p7m"`}, // RFC 8551 §3.2.1, RFC 2183
 		{"Content-Description", "S/MIME Encrypted Message"},

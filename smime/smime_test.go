@@ -2,12 +2,17 @@ package smime
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -37,7 +42,20 @@ var roundTripSizes = []int{0, 1, 15, 16, 17, 64<<10 - 1, 64 << 10, 64<<10 + 1, 2
 // 256 (one and two length octets), 65520 and 65536 (two and three).
 var derBoundarySizes = []int{111, 112, 239, 240, 65519, 65535}
 
-var ciphers = []Cipher{AES256CBC, AES128CBC}
+var ciphers = []Cipher{AES256CBC, AES128CBC, AES128GCM, AES256GCM}
+
+// keyIVLen returns the CEK and IV (or nonce) lengths of c.
+func keyIVLen(c Cipher) (keyLen, ivLen int) {
+	switch c {
+	case AES128CBC:
+		return 16, 16
+	case AES128GCM:
+		return 16, 12
+	case AES256GCM:
+		return 32, 12
+	}
+	return 32, 16
+}
 
 // encryptBoth runs Encrypt or EncryptBase64 and returns the DER, decoding
 // and checking the base64 form.
@@ -60,8 +78,8 @@ func encryptDER(t testing.TB, b64 bool, pt []byte, certs []*x509.Certificate, op
 	return out.Bytes()
 }
 
-// TestRoundTripGo decrypts with the test-only CMS reader: every size, both
-// ciphers, both output forms, one and three recipients, each recipient with
+// TestRoundTripGo decrypts with the test-only CMS reader: every size, all
+// four ciphers, both output forms, one and three recipients, each recipient with
 // its own key.
 func TestRoundTripGo(t *testing.T) {
 	rcpts := testRecipients(t, 3)
@@ -161,10 +179,10 @@ func runOpenSSL(tb testing.TB, openssl string, args ...string) []byte {
 
 // smimeMessage wraps an EncryptBase64 body as a whole message with the
 // OuterFields header, as the milter sends it.
-func smimeMessage(body []byte) []byte {
+func smimeMessage(body []byte, c Cipher) []byte {
 	var b bytes.Buffer
 	b.WriteString("From: sender@example.test\r\nTo: rcpt@example.test\r\nSubject: test\r\nMIME-Version: 1.0\r\n")
-	for _, f := range OuterFields() {
+	for _, f := range OuterFieldsFor(c) {
 		b.WriteString(f.Name + ": " + f.Value + "\r\n")
 	}
 	b.WriteString("\r\n")
@@ -174,7 +192,7 @@ func smimeMessage(body []byte) []byte {
 
 // TestOpenSSLRoundTrip lets OpenSSL, an independent implementation, decrypt
 // the DER (openssl cms -decrypt -inform DER) and the whole S/MIME message
-// (openssl cms -decrypt, SMIME input), for every size, both ciphers, and one
+// (openssl cms -decrypt, SMIME input), for every size, all ciphers, and one
 // and three recipients, each decrypting with its own key.
 func TestOpenSSLRoundTrip(t *testing.T) {
 	openssl := needOpenSSL(t)
@@ -207,14 +225,17 @@ func TestOpenSSLRoundTrip(t *testing.T) {
 						t.Fatal(err)
 					}
 					emlPath := filepath.Join(dir, "msg.eml")
-					if err := os.WriteFile(emlPath, smimeMessage(body.Bytes()), 0o600); err != nil {
+					if err := os.WriteFile(emlPath, smimeMessage(body.Bytes(), c), 0o600); err != nil {
 						t.Fatal(err)
 					}
 
 					// OpenSSL parses the structure and sees what we meant.
 					printed := string(runOpenSSL(t, openssl, "cms", "-cmsout", "-print", "-inform", "DER", "-in", derPath))
-					wantAlg := map[Cipher]string{AES256CBC: "aes-256-cbc", AES128CBC: "aes-128-cbc"}[c]
-					for _, want := range []string{"pkcs7-envelopedData", "rsaEncryption", wantAlg} {
+					wantCT := "pkcs7-envelopedData"
+					if c.authenticated() {
+						wantCT = "id-smime-ct-authEnvelopedData"
+					}
+					for _, want := range []string{wantCT, "rsaEncryption", opensslName(c)} {
 						if !strings.Contains(printed, want) {
 							t.Errorf("openssl cms -print output lacks %q:\n%s", want, printed)
 						}
@@ -269,7 +290,22 @@ func (w *failWriter) Write(p []byte) (int, error) {
 // before the first octet is written leave w untouched.
 func TestEncryptErrors(t *testing.T) {
 	rcpt := testRecipients(t, 1)[0].Cert
-	ec := ecdsaCert(t)
+	ed := unsupportedCert(t)
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p224Cert, err := selfSigned("p224@example.test", big.NewInt(7), p224.Public(), p224)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x25519, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// crypto/x509 can neither make nor parse X25519 certificates; a
+	// hand-filled one stands in for what a caller might build.
+	x25519Cert := &x509.Certificate{PublicKey: x25519.PublicKey(), RawIssuer: rcpt.RawIssuer, SerialNumber: big.NewInt(9)}
 	errRead := errors.New("read failed")
 	plain := []byte("hello, world\r\n")
 
@@ -285,8 +321,14 @@ func TestEncryptErrors(t *testing.T) {
 	}{
 		{"no recipients (nil)", bytes.NewReader(plain), int64(len(plain)), nil, Options{}, ErrNoRecipients, -1, true},
 		{"no recipients (empty)", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{}, Options{}, ErrNoRecipients, -1, true},
-		{"ECDSA recipient", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{ec}, Options{}, ErrUnsupportedKey, 0, true},
-		{"ECDSA second recipient", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{rcpt, ec}, Options{}, ErrUnsupportedKey, 1, true},
+		{"Ed25519 recipient", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{ed}, Options{}, ErrUnsupportedKey, 0, true},
+		{"Ed25519 second recipient", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{rcpt, ed}, Options{}, ErrUnsupportedKey, 1, true},
+		{"P-224 recipient", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{rcpt, p224Cert}, Options{Cipher: AES256GCM}, ErrUnsupportedKey, 1, true},
+		{"X25519 recipient", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{x25519Cert}, Options{}, ErrUnsupportedKey, 0, true},
+		{"unparsed certificate with SKI option", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{{PublicKey: rcpt.PublicKey}}, Options{UseSKI: true}, ErrUnsupportedKey, 0, true},
+		{"GCM size beyond 2^36", bytes.NewReader(plain), gcmMaxSize + 1, []*x509.Certificate{rcpt}, Options{Cipher: AES128GCM}, ErrSizeMismatch, -1, true},
+		{"GCM short reader", bytes.NewReader(plain), int64(len(plain)) + 1, []*x509.Certificate{rcpt}, Options{Cipher: AES128GCM}, ErrSizeMismatch, -1, false},
+		{"GCM long reader", bytes.NewReader(plain), int64(len(plain)) - 1, []*x509.Certificate{rcpt}, Options{Cipher: AES256GCM}, ErrSizeMismatch, -1, false},
 		{"nil certificate", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{rcpt, nil}, Options{}, ErrUnsupportedKey, 1, true},
 		{"unparsed certificate", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{{PublicKey: rcpt.PublicKey}}, Options{}, ErrUnsupportedKey, 0, true},
 		{"unknown cipher", bytes.NewReader(plain), int64(len(plain)), []*x509.Certificate{rcpt}, Options{Cipher: Cipher(99)}, ErrUnsupportedCipher, -1, true},
@@ -342,14 +384,14 @@ func TestEncryptErrors(t *testing.T) {
 
 // TestRecipientErrorSubject checks that the error names the certificate.
 func TestRecipientErrorSubject(t *testing.T) {
-	ec := ecdsaCert(t)
-	err := Encrypt(io.Discard, strings.NewReader("x"), 1, []*x509.Certificate{ec}, Options{})
+	ed := unsupportedCert(t)
+	err := Encrypt(io.Discard, strings.NewReader("x"), 1, []*x509.Certificate{ed}, Options{})
 	var re *RecipientError
 	if !errors.As(err, &re) {
 		t.Fatalf("err = %v, want *RecipientError", err)
 	}
-	if re.Subject != ec.Subject.String() || !strings.Contains(err.Error(), "ec@example.test") {
-		t.Errorf("RecipientError %q, Subject %q: does not name %q", err, re.Subject, ec.Subject)
+	if re.Subject != ed.Subject.String() || !strings.Contains(err.Error(), "ed@example.test") {
+		t.Errorf("RecipientError %q, Subject %q: does not name %q", err, re.Subject, ed.Subject)
 	}
 }
 
@@ -392,8 +434,8 @@ func TestWriteErrors(t *testing.T) {
 func TestOptionsRand(t *testing.T) {
 	rcpt := testRecipients(t, 1)[0]
 	for _, c := range ciphers {
-		keyLen := map[Cipher]int{AES256CBC: 32, AES128CBC: 16}[c]
-		want := randomBytes(keyLen+16, 99)
+		keyLen, ivLen := keyIVLen(c)
+		want := randomBytes(keyLen+ivLen, 99)
 		der := encryptDER(t, false, []byte("x"), []*x509.Certificate{rcpt.Cert}, Options{Cipher: c, Rand: bytes.NewReader(want)})
 		d, err := decryptCMS(der, rcpt)
 		if err != nil {
@@ -428,8 +470,8 @@ func TestConcurrentEncrypt(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range rounds {
-				c := ciphers[(w+i)%2]
-				keyLen := map[Cipher]int{AES256CBC: 32, AES128CBC: 16}[c]
+				c := ciphers[(w+i)%len(ciphers)]
+				keyLen, _ := keyIVLen(c)
 				secret := randomBytes(keyLen+16, byte(w*rounds+i))
 				n := 1 + (w+i)%3
 				pt := randomBytes(1000*w+i, byte(w))
@@ -537,14 +579,54 @@ func TestAppendHeader(t *testing.T) {
 }
 
 func TestCipherString(t *testing.T) {
-	for c, want := range map[Cipher]string{AES256CBC: "aes256-cbc", AES128CBC: "aes128-cbc", Cipher(7): "Cipher(7)"} {
+	for c, want := range map[Cipher]string{
+		AES256CBC: "aes256-cbc", AES128CBC: "aes128-cbc", AES128GCM: "aes128-gcm", AES256GCM: "aes256-gcm", Cipher(7): "Cipher(7)",
+	} {
 		if got := c.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", int(c), got, want)
 		}
 	}
 	var zero Options
-	if zero.Cipher != AES256CBC {
-		t.Error("the zero Options do not select AES-256-CBC")
+	if zero.Cipher != AES256CBC || zero.RSAOAEP || zero.UseSKI {
+		t.Error("the zero Options do not select AES-256-CBC, RSA v1.5 and issuer and serial number")
+	}
+}
+
+func TestParseCipher(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Cipher
+		ok   bool
+	}{
+		{"aes256-cbc", AES256CBC, true},
+		{"aes128-cbc", AES128CBC, true},
+		{"aes128-gcm", AES128GCM, true},
+		{"aes256-gcm", AES256GCM, true},
+		{"AES256-GCM", AES256GCM, true},
+		{"Aes128-Cbc", AES128CBC, true},
+		{"", 0, false},
+		{"aes256", 0, false},
+		{"aes-256-gcm", 0, false},
+		{" aes256-gcm", 0, false},
+		{"aes192-cbc", 0, false},
+		{"des-cbc", 0, false},
+		{"Cipher(7)", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseCipher(tt.in)
+		switch {
+		case tt.ok && (err != nil || got != tt.want):
+			t.Errorf("ParseCipher(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		case !tt.ok && !errors.Is(err, ErrUnsupportedCipher):
+			t.Errorf("ParseCipher(%q) error = %v, want ErrUnsupportedCipher", tt.in, err)
+		case !tt.ok && !strings.Contains(err.Error(), "aes256-gcm"):
+			t.Errorf("ParseCipher(%q) error %q does not list the accepted names", tt.in, err)
+		}
+	}
+	for _, c := range ciphers {
+		if got, err := ParseCipher(c.String()); err != nil || got != c {
+			t.Errorf("ParseCipher(%v.String()) = %v, %v", c, got, err)
+		}
 	}
 }
 
@@ -588,18 +670,29 @@ func TestOuterFields(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("OuterFields() = %q, want %q", got, want)
 	}
-	for _, f := range got {
-		if !IsEntityHeader(f.Name) {
-			t.Errorf("outer field %s is not an entity header: the milter would not replace it", f.Name)
+	for _, c := range append(ciphers, Cipher(99)) {
+		fields := OuterFieldsFor(c)
+		wantType := want[0].Value
+		if c.authenticated() {
+			// RFC 8551 §3.2.2: AuthEnvelopedData is authEnveloped-data.
+			wantType = `application/pkcs7-mime; smime-type=authEnveloped-data; name="smime.p7m"`
 		}
-		if strings.HasPrefix(f.Value, " ") {
-			t.Errorf("outer field %s has a leading space", f.Name)
+		if fmt.Sprint(fields[1:]) != fmt.Sprint(want[1:]) || fields[0] != (Field{"Content-Type", wantType}) {
+			t.Errorf("OuterFieldsFor(%v) = %q", c, fields)
 		}
-	}
-	// Our own output must count as encrypted, or a second pass would wrap
-	// it again.
-	if !IsEncrypted(got[0].Value) {
-		t.Error("IsEncrypted(OuterFields Content-Type) = false")
+		for _, f := range fields {
+			if !IsEntityHeader(f.Name) {
+				t.Errorf("outer field %s is not an entity header: the milter would not replace it", f.Name)
+			}
+			if strings.HasPrefix(f.Value, " ") {
+				t.Errorf("outer field %s has a leading space", f.Name)
+			}
+		}
+		// Our own output must count as encrypted, or a second pass would
+		// wrap it again.
+		if !IsEncrypted(fields[0].Value) {
+			t.Errorf("IsEncrypted(OuterFieldsFor(%v) Content-Type) = false", c)
+		}
 	}
 	// Callers own the slice.
 	got[0].Value = "text/plain"
@@ -694,7 +787,7 @@ func (w *peakWriter) Write(p []byte) (int, error) {
 
 // measureEncrypt encrypts size octets from a generator to a discarding
 // writer and returns the octets allocated and the rise of the live heap.
-func measureEncrypt(tb testing.TB, size int64, certs []*x509.Certificate, b64 bool) (alloc, peakRise uint64) {
+func measureEncrypt(tb testing.TB, size int64, certs []*x509.Certificate, b64 bool, c Cipher) (alloc, peakRise uint64) {
 	tb.Helper()
 	r := io.LimitReader(newGenReader(), size)
 	w := &peakWriter{}
@@ -703,9 +796,9 @@ func measureEncrypt(tb testing.TB, size int64, certs []*x509.Certificate, b64 bo
 	runtime.ReadMemStats(&before)
 	var err error
 	if b64 {
-		err = EncryptBase64(w, r, size, certs, Options{})
+		err = EncryptBase64(w, r, size, certs, Options{Cipher: c})
 	} else {
-		err = Encrypt(w, r, size, certs, Options{})
+		err = Encrypt(w, r, size, certs, Options{Cipher: c})
 	}
 	runtime.ReadMemStats(&after)
 	if err != nil {
@@ -725,11 +818,13 @@ func TestPeakMemory(t *testing.T) {
 	}
 	const size = 25 << 20
 	certs := certsOf(testRecipients(t, 3))
-	for _, b64 := range []bool{false, true} {
-		alloc, peak := measureEncrypt(t, size, certs, b64)
-		t.Logf("base64=%v: 25 MiB encrypted with %d KiB allocated in total, live heap rose by at most %d KiB", b64, alloc>>10, peak>>10)
-		if alloc > 4<<20 {
-			t.Errorf("base64=%v: allocated %d octets for a %d octet message; want < 4 MiB", b64, alloc, size)
+	for _, c := range []Cipher{AES256CBC, AES256GCM} {
+		for _, b64 := range []bool{false, true} {
+			alloc, peak := measureEncrypt(t, size, certs, b64, c)
+			t.Logf("%v/base64=%v: 25 MiB encrypted with %d KiB allocated in total, live heap rose by at most %d KiB", c, b64, alloc>>10, peak>>10)
+			if alloc > 4<<20 {
+				t.Errorf("%v/base64=%v: allocated %d octets for a %d octet message; want < 4 MiB", c, b64, alloc, size)
+			}
 		}
 	}
 }

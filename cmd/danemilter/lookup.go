@@ -14,6 +14,8 @@ import (
 
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/milter"
+	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
 )
 
@@ -32,14 +34,22 @@ func runLookup(cfg *config.Config, addr string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.DNS.Timeout)*time.Duration(len(cfg.DNS.Resolvers)+1))
 	defer cancel()
-	return printLookup(ctx, cfg, resolver, addr, time.Now(), stdout, stderr)
+	sel, err := newSelector(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "danemilter:", err)
+		return 2
+	}
+	return printLookup(ctx, cfg, resolver, sel, addr, time.Now(), stdout, stderr)
 }
 
-func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver, addr string, now time.Time, w, stderr io.Writer) int {
+func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver, sel *dane.Selector, addr string, now time.Time, w, stderr io.Writer) int {
 	name, err := dane.SMIMEAName(addr, cfg.DNS.LowercaseLocalPart)
 	if err != nil {
 		fmt.Fprintln(stderr, "danemilter lookup:", err)
 		return 2
+	}
+	if sel == nil {
+		sel = &dane.Selector{}
 	}
 	levels, err := policy.NewLive(cfg.Levels, cfg.Policy.MapFile, nil)
 	if err != nil {
@@ -54,7 +64,7 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 	if match.DryRun {
 		entry += ", dry-run: decisions are only logged and announced in a header"
 	}
-	_, domain, _ := strings.Cut(addr[strings.LastIndex(addr, "@"):], "@")
+	domain := addr[strings.LastIndex(addr, "@")+1:]
 	fmt.Fprintf(w, "recipient:   %s\n", addr)
 	if cfg.IsLocal(domain) {
 		fmt.Fprintf(w, "local:       yes (local_domains); outbound encryption does not apply\n")
@@ -69,22 +79,16 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 			fmt.Fprintf(w, "exempt:      yes (exempt.recipients %q): mail to it is neither encrypted nor refused\n", p)
 		}
 	}
+
+	// S/MIME.
 	fmt.Fprintf(w, "owner name:  %s SMIMEA\n", name)
 	res := resolver.Lookup(ctx, name, dns.TypeSMIMEA)
-	fmt.Fprintf(w, "resolver:    %s\n", res.Resolver)
-	fmt.Fprintf(w, "dnssec:      %s\n", res.Status)
-	for _, e := range res.EDE {
-		fmt.Fprintf(w, "ede:         %d %s\n", e.Code, e.Text)
-	}
-	if res.Err != nil {
-		fmt.Fprintf(w, "error:       %v\n", res.Err)
-	}
+	printResult(w, res)
 	var usable []dane.Key
 	var rejected []dane.Rejected
 	if res.Status == dane.StatusSecure || res.Status == dane.StatusInsecure {
-		usable, rejected = dane.SelectSMIMEA(addr, res.Records, now)
+		usable, rejected = sel.Select(addr, res.Records, now)
 	}
-	fmt.Fprintf(w, "records:     %d\n", len(res.Records))
 	for i, rr := range res.Records {
 		s, ok := rr.(*dns.SMIMEA)
 		if !ok {
@@ -94,11 +98,7 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 		for _, k := range usable {
 			if k.Record == s {
 				fmt.Fprintf(w, "      certificate: %s\n", describeCert(k.Cert))
-				if res.Status == dane.StatusSecure {
-					fmt.Fprintf(w, "      usable: yes\n")
-				} else {
-					fmt.Fprintf(w, "      usable: no: the answer is not DNSSEC-secure (RFC 8162 §6)\n")
-				}
+				fmt.Fprintf(w, "      usable: %s\n", secureOr(res.Status, "yes"))
 			}
 		}
 		for _, r := range rejected {
@@ -107,41 +107,101 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 			}
 		}
 	}
-	outcome := policy.Indeterminate
-	switch res.Status {
-	case dane.StatusSecure:
-		outcome = policy.NoKey
-		if len(usable) > 0 {
-			outcome = policy.Usable
-		}
-	case dane.StatusSecureDenial:
-		outcome = policy.NoKey
-	case dane.StatusInsecure:
-		outcome = policy.Insecure
+	if res.Status != dane.StatusSecure {
 		usable = nil
-	case dane.StatusBogus:
-		outcome = policy.Bogus
 	}
+
+	// OpenPGP.
+	var pgpRes *dane.Result
+	var pgpUsable []openpgp.Key
+	if *cfg.OpenPGP.Enabled {
+		pname, _ := dane.OPENPGPKEYName(addr, cfg.DNS.LowercaseLocalPart)
+		fmt.Fprintf(w, "owner name:  %s OPENPGPKEY\n", pname)
+		pr := resolver.Lookup(ctx, pname, dns.TypeOPENPGPKEY)
+		pgpRes = &pr
+		printResult(w, pr)
+		var prej []openpgp.Rejected
+		if pr.Status == dane.StatusSecure || pr.Status == dane.StatusInsecure {
+			pgpUsable, prej = openpgp.SelectKeys(addr, pr.Records, now)
+		}
+		for i, rr := range pr.Records {
+			p, ok := rr.(*dns.OPENPGPKEY)
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(w, "  [%d] OPENPGPKEY ttl=%d\n", i+1, p.Hdr.Ttl)
+			for _, k := range pgpUsable {
+				if k.Record == p {
+					fmt.Fprintf(w, "      key: %s %s\n", k.Fingerprint, k.Algorithm)
+					fmt.Fprintf(w, "      usable: %s\n", secureOr(pr.Status, "yes"))
+				}
+			}
+			for _, r := range prej {
+				if r.Record == p {
+					fmt.Fprintf(w, "      usable: no: %s\n", r.Reason)
+				}
+			}
+		}
+		if pr.Status != dane.StatusSecure {
+			pgpUsable = nil
+		}
+	}
+
+	outcome := milter.Outcome(res, len(usable), pgpRes, len(pgpUsable))
 	d := policy.Decide(match.Level, outcome)
 	if exempt != "" {
 		d = policy.Decision{Action: policy.Plain, Reason: "exempt"}
+	}
+	if cfg.IsLocal(domain) {
+		d = policy.Decision{Action: policy.Plain, Reason: "local recipient"}
 	}
 	fmt.Fprintf(w, "outcome:     %s\n", outcome)
 	switch d.Action {
 	case policy.Reject, policy.TempFail:
 		fmt.Fprintf(w, "decision:    %s at RCPT TO: %d %s %s\n", d.Action, d.Code, d.Status, d.Reason)
 	case policy.Encrypt:
-		fmt.Fprintf(w, "decision:    encrypt (S/MIME to %d certificate(s); %s)\n", len(usable), d.Reason)
+		format := "S/MIME"
+		if len(usable) == 0 || (len(pgpUsable) > 0 && cfg.PreferOpenPGP(domain)) {
+			format = "PGP/MIME"
+		}
+		cipher := cfg.Cipher
+		if c, ok := cfg.CipherFor(domain); ok {
+			cipher = c
+		}
+		if format == "S/MIME" {
+			fmt.Fprintf(w, "decision:    encrypt as S/MIME (%s) to %d certificate(s); %s\n", cipher, len(usable), d.Reason)
+		} else {
+			fmt.Fprintf(w, "decision:    encrypt as PGP/MIME to %d key(s); %s\n", len(pgpUsable), d.Reason)
+		}
 	default:
 		fmt.Fprintf(w, "decision:    send in clear (%s)\n", d.Reason)
 	}
 	if match.DryRun || cfg.DryRun {
-		fmt.Fprintf(w, "dry run:     yes: the message would pass unchanged, with an %s: dry-run header\n", "X-Danemilter")
+		fmt.Fprintf(w, "dry run:     yes: the message would pass unchanged, with an %s: dry-run header\n", milter.TraceHeader)
 	}
-	if len(usable) > 0 {
+	if len(usable) > 0 || len(pgpUsable) > 0 {
 		return 0
 	}
 	return 1
+}
+
+func secureOr(st dane.Status, yes string) string {
+	if st == dane.StatusSecure {
+		return yes
+	}
+	return "no: the answer is not DNSSEC-secure (RFC 8162 §6, RFC 7929 §7)"
+}
+
+func printResult(w io.Writer, res dane.Result) {
+	fmt.Fprintf(w, "resolver:    %s\n", res.Resolver)
+	fmt.Fprintf(w, "dnssec:      %s\n", res.Status)
+	for _, e := range res.EDE {
+		fmt.Fprintf(w, "ede:         %s\n", e)
+	}
+	if res.Err != nil {
+		fmt.Fprintf(w, "error:       %v\n", res.Err)
+	}
+	fmt.Fprintf(w, "records:     %d\n", len(res.Records))
 }
 
 func describeCert(c *x509.Certificate) string {

@@ -11,15 +11,18 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/milter"
 )
 
 var version = "dev"
@@ -137,4 +140,36 @@ func newResolver(cfg *config.Config, logger *slog.Logger) (dane.Resolver, error)
 		return nil, err
 	}
 	return dane.NewCache(stub, dane.CacheOptions{MaxEntries: cfg.DNS.CacheSize}), nil
+}
+
+// newSelector builds the SMIMEA selector: trust anchors for the PKIX usages
+// and the certificate directory, which is watched for changes while ctx
+// lives.
+func newSelector(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*dane.Selector, error) {
+	sel := &dane.Selector{Roots: cfg.Roots}
+	if cfg.SMIME.CertDir == "" {
+		return sel, nil
+	}
+	dir, err := dane.NewCertDir(cfg.SMIME.CertDir, logger)
+	if dir == nil {
+		return nil, err
+	}
+	if err != nil {
+		logger.Error("certificate directory has unusable files; the others are in force", "dir", cfg.SMIME.CertDir, "err", err)
+	}
+	sel.Certs = dir
+	go dir.Watch(ctx, time.Duration(cfg.SMIME.CertDirCheckInterval))
+	return sel, nil
+}
+
+// preferFunc turns the format preference of the configuration into the
+// milter's per-recipient choice.
+func preferFunc(cfg *config.Config) func(addr string) milter.Format {
+	return func(addr string) milter.Format {
+		domain := addr[strings.LastIndex(addr, "@")+1:]
+		if cfg.PreferOpenPGP(domain) {
+			return milter.FormatOpenPGP
+		}
+		return milter.FormatSMIME
+	}
 }

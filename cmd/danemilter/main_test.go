@@ -67,7 +67,7 @@ func TestLookupExplains(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer
-		code := printLookup(context.Background(), cfg, fake, tt.addr, time.Now(), &out, &errb)
+		code := printLookup(context.Background(), cfg, fake, nil, tt.addr, time.Now(), &out, &errb)
 		if code != tt.code {
 			t.Errorf("%s: exit %d, want %d\n%s%s", tt.addr, code, tt.code, out.String(), errb.String())
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/smime"
 )
 
 // serve runs the daemon until SIGTERM or SIGINT. The first signal stops
@@ -35,6 +36,10 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go levels.Watch(ctx, time.Duration(cfg.Policy.MapCheckInterval))
+	selector, err := newSelector(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
 	var reinjector milter.Reinjector
 	if cfg.ReinjectAddress != "" {
 		reinjector = &milter.SMTPReinjector{Addr: cfg.ReinjectAddress, Helo: cfg.Reinject.Helo, Timeout: time.Duration(cfg.Reinject.Timeout)}
@@ -46,6 +51,12 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		Exemptions:         cfg.Exemptions,
 		Reinjector:         reinjector,
 		RcptWait:           time.Duration(*cfg.Timeouts.Rcpt),
+		Selector:           selector,
+		SMIME:              smime.Options{Cipher: cfg.Cipher, RSAOAEP: cfg.SMIME.RSAOAEP, UseSKI: cfg.SMIME.UseSKI},
+		CipherFor:          cfg.CipherFor,
+		OpenPGP:            *cfg.OpenPGP.Enabled,
+		Prefer:             preferFunc(cfg),
+		ProtectHeaders:     cfg.OpenPGP.ProtectHeaders,
 		IsLocal:            cfg.IsLocal,
 		LowercaseLocalPart: cfg.DNS.LowercaseLocalPart,
 		MaxMessageSize:     int64(cfg.MaxMessageSize),
@@ -62,7 +73,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	logger.Info("listening", "version", version, "listen", cfg.Listen, "resolvers", cfg.DNS.Resolvers, "default_policy", cfg.Levels.Default().String(),
-		"policy_entries", levels.Table().Len(), "map_file", cfg.Policy.MapFile, "local_domains", cfg.LocalDomains, "reinject", cfg.ReinjectAddress, "dry_run", cfg.DryRun)
+		"policy_entries", levels.Table().Len(), "cipher", cfg.Cipher.String(), "openpgp", *cfg.OpenPGP.Enabled, "cert_dir", cfg.SMIME.CertDir, "map_file", cfg.Policy.MapFile, "local_domains", cfg.LocalDomains, "reinject", cfg.ReinjectAddress, "dry_run", cfg.DryRun)
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

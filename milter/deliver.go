@@ -1,0 +1,647 @@
+package milter
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/d--j/go-milter"
+
+	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/openpgp"
+	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/smime"
+
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+)
+
+// Format is an encryption format.
+type Format int
+
+// The formats.
+const (
+	FormatSMIME   Format = iota // S/MIME, RFC 8551
+	FormatOpenPGP               // PGP/MIME, RFC 3156
+)
+
+func (f Format) String() string {
+	if f == FormatOpenPGP {
+		return "pgp-mime"
+	}
+	return "smime"
+}
+
+// ParseFormat parses "smime" or "openpgp" (also "pgp-mime").
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(s) {
+	case "smime", "s/mime":
+		return FormatSMIME, nil
+	case "openpgp", "pgp-mime", "pgp":
+		return FormatOpenPGP, nil
+	}
+	return 0, fmt.Errorf("unknown format %q (want smime or openpgp)", s)
+}
+
+// group is the recipients that get one copy of the message: plaintext, or
+// encrypted in one format.
+type group struct {
+	plain  bool
+	format Format
+	rcpts  []*rcpt
+}
+
+func (g group) addrs() []string {
+	out := make([]string, len(g.rcpts))
+	for i, r := range g.rcpts {
+		out[i] = r.addr
+	}
+	return out
+}
+
+func (g group) String() string {
+	if g.plain {
+		return fmt.Sprintf("plain:%d", len(g.rcpts))
+	}
+	return fmt.Sprintf("%s:%d", g.format, len(g.rcpts))
+}
+
+// has reports which formats a recipient has usable keys for.
+func (r *rcpt) has(f Format) bool {
+	if f == FormatOpenPGP {
+		return r.pgpOn && len(r.pgpUsable) > 0
+	}
+	return len(r.usable) > 0
+}
+
+// groups turns a plan into copies: one encrypted group per format needed,
+// largest first, then the plaintext group. One format for everyone beats
+// the per-recipient preference: when every recipient to encrypt to has a
+// key of one format, that format is used for all (the preferred one of the
+// first recipient when both would do), so the message is not split.
+func (h *handler) groups(plan policy.Plan) []group {
+	want := map[string]bool{}
+	for _, a := range plan.EncryptTo {
+		want[a] = true
+	}
+	var enc []*rcpt
+	plainG := group{plain: true}
+	for _, r := range h.rcpts {
+		if want[r.addr] {
+			enc = append(enc, r)
+		} else {
+			plainG.rcpts = append(plainG.rcpts, r)
+		}
+	}
+	var out []group
+	if len(enc) > 0 {
+		first := h.opts.Prefer(enc[0].addr)
+		for _, f := range []Format{first, 1 - first} {
+			all := true
+			for _, r := range enc {
+				all = all && r.has(f)
+			}
+			if all {
+				out = append(out, group{format: f, rcpts: enc})
+				break
+			}
+		}
+		if out == nil {
+			byFormat := map[Format]*group{}
+			for _, r := range enc {
+				f := h.opts.Prefer(r.addr)
+				if !r.has(f) {
+					f = 1 - f
+				}
+				if byFormat[f] == nil {
+					byFormat[f] = &group{format: f}
+				}
+				byFormat[f].rcpts = append(byFormat[f].rcpts, r)
+			}
+			for _, f := range []Format{FormatSMIME, FormatOpenPGP} {
+				if g := byFormat[f]; g != nil {
+					out = append(out, *g)
+				}
+			}
+			slices.SortStableFunc(out, func(a, b group) int { return len(b.rcpts) - len(a.rcpts) })
+		}
+	}
+	if len(plainG.rcpts) > 0 {
+		out = append(out, plainG)
+	}
+	return out
+}
+
+func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err error) {
+	defer h.reset()
+	defer h.guard("eom", &resp, &err)
+	h.begin()
+	queueID := m.Get(milter.MacroQueueId)
+	log := h.opts.Logger.With("queue_id", queueID)
+
+	// Wait for every lookup; the message deadline bounds the wait, and a
+	// lookup still running at the deadline counts as indeterminate.
+	for _, r := range h.rcpts {
+		select {
+		case <-r.done:
+		case <-h.ctx.Done():
+		}
+	}
+
+	leadSpace := m.Protocol()&milter.OptHeaderLeadingSpace != 0
+	ctype := h.headerValue("Content-Type", leadSpace)
+	if smime.IsEncrypted(ctype) {
+		log.Info("message", "action", "pass", "reason", "already encrypted", "from", h.from, "recipients", len(h.rcpts))
+		return milter.RespAccept, nil
+	}
+
+	var prs []policy.Recipient
+	var details, would []string
+	for _, r := range h.rcpts {
+		var d policy.Decision
+		var outcome policy.Outcome
+		select {
+		case <-r.done:
+			outcome = r.outcome()
+		default:
+			outcome = policy.Indeterminate
+		}
+		switch {
+		case r.local:
+			d = policy.Decision{Action: policy.Plain, Reason: "local recipient"}
+			details = append(details, r.addr+"=local")
+		case r.exempt != "":
+			d = policy.Decision{Action: policy.Plain, Reason: "exempt"}
+			details = append(details, fmt.Sprintf("%s=plain(exempt %s)", r.addr, r.exempt))
+		case r.match.Level == policy.LevelNone:
+			d = policy.Decide(policy.LevelNone, outcome)
+			details = append(details, r.addr+"=plain(policy none)")
+		default:
+			d = policy.Decide(r.match.Level, outcome)
+			if r.match.DryRun && !h.opts.DryRun {
+				// Per-entry dry run: say what would happen, then treat
+				// the recipient as plaintext and never refuse it.
+				would = append(would, d.Action.String())
+				details = append(details, "dry-run:"+h.describe(r, outcome, d))
+				d = policy.Decision{Action: policy.Plain, Reason: "dry run"}
+			} else {
+				details = append(details, h.describe(r, outcome, d))
+			}
+		}
+		prs = append(prs, policy.Recipient{Address: r.addr, Local: r.local, Decision: d})
+	}
+	plan := policy.Combine(prs, h.opts.Reinjector != nil)
+	size := h.body.Size()
+	attrs := []any{"from", h.from, "size", size, "recipients", strings.Join(details, " ")}
+
+	if (plan.Action == policy.Encrypt || plan.Action == policy.Split) && h.body.overflow {
+		plan = policy.Plan{Action: policy.Reject, Code: 552, Status: "5.3.4", Reason: "message too big for the encryption gateway"}
+	}
+	var groups []group
+	if plan.Action == policy.Encrypt || plan.Action == policy.Split {
+		groups = h.groups(plan)
+		if len(groups) > 1 && h.opts.Reinjector == nil {
+			// Two formats and no way to send two copies.
+			required := false
+			for _, p := range prs {
+				required = required || p.Decision.Required
+			}
+			if required {
+				plan = policy.Plan{Action: policy.TempFail, Code: 451, Status: "4.7.5", Reason: "recipients need different encryption formats; send separately"}
+			} else {
+				plan = policy.Plan{Action: policy.Plain, Reason: "recipients need different encryption formats and splitting is off; sent in clear"}
+			}
+		}
+	}
+
+	if h.opts.DryRun {
+		what := plan.Action.String()
+		if len(groups) > 0 {
+			what += " (" + groupList(groups) + ")"
+		}
+		log.Info("message", append([]any{"action", "pass", "dry_run", true, "would", what, "reason", plan.Reason}, attrs...)...)
+		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, "dry-run; would "+plan.Action.String())); err != nil {
+			return nil, err
+		}
+		return milter.RespAccept, nil
+	}
+	if len(would) > 0 {
+		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, "dry-run; would "+strings.Join(uniq(would), ","))); err != nil {
+			return nil, err
+		}
+	}
+
+	switch plan.Action {
+	case policy.TempFail, policy.Reject:
+		log.Info("message", append([]any{"action", plan.Action.String(), "status", plan.Status, "reason", plan.Reason}, attrs...)...)
+		return milter.RejectWithCodeAndReason(uint16(plan.Code), plan.Status+" "+plan.Reason)
+	case policy.Plain:
+		log.Info("message", append([]any{"action", "pass", "reason", plan.Reason}, attrs...)...)
+		return milter.RespAccept, nil
+	}
+
+	// The first group stays in this transaction; every other group gets its
+	// own copy through the re-injection listener, first, so that a failure
+	// leaves the message untouched and deferred.
+	keep, others := groups[0], groups[1:]
+	note := ""
+	if len(others) > 0 {
+		note = "; split=" + groupList(groups)
+	}
+	for _, g := range others {
+		if err := h.reinjectGroup(g, leadSpace); err != nil {
+			log.Error("message", append([]any{"action", "tempfail", "reason", "re-injection of a copy failed", "copy", g.String(), "err", err}, attrs...)...)
+			return tempFail()
+		}
+	}
+	for _, g := range others {
+		for _, a := range g.addrs() {
+			if err := m.DeleteRecipient(a); err != nil {
+				log.Error("message", append([]any{"action", "tempfail", "reason", "cannot remove recipient after re-injection; a copy may be delivered twice", "err", err}, attrs...)...)
+				return tempFail()
+			}
+		}
+	}
+	enc, err := h.encoder(keep, leadSpace)
+	if err == nil {
+		err = h.encryptInPlace(m, leadSpace, enc, note)
+	}
+	if err != nil {
+		log.Error("message", append([]any{"action", "tempfail", "reason", "encryption failed", "err", err}, attrs...)...)
+		return tempFail()
+	}
+	log.Info("message", append([]any{"action", plan.Action.String(), "format", keep.format.String(), "cipher", enc.cipher, "keys", enc.keys,
+		"copies", groupList(groups), "reason", plan.Reason, "duration", time.Since(h.start).Round(time.Millisecond)}, attrs...)...)
+	return milter.RespAccept, nil
+}
+
+func groupList(gs []group) string {
+	var s []string
+	for _, g := range gs {
+		s = append(s, g.String())
+	}
+	return strings.Join(s, "+")
+}
+
+func uniq(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// encoder is how one encrypted copy is made.
+type encoder struct {
+	format  Format
+	cipher  string // for logs and the trace header
+	keys    int
+	fields  []smime.Field
+	protect bool // replace the outer Subject (header protection)
+	// write writes the encrypted body for the entity read from r (size
+	// bytes).
+	write func(w io.Writer, r io.Reader, size int64) error
+}
+
+func (e *encoder) trace(note string) string {
+	if e.format == FormatOpenPGP {
+		return fmt.Sprintf("encrypted; format=pgp-mime; keys=%d%s", e.keys, note)
+	}
+	return fmt.Sprintf("encrypted; format=smime; cipher=%s; keys=%d%s", e.cipher, e.keys, note)
+}
+
+// encoder prepares the encryption of one group's copy.
+func (h *handler) encoder(g group, leadSpace bool) (*encoder, error) {
+	if g.plain {
+		return nil, errors.New("milter: internal error: encoder for a plaintext group")
+	}
+	if g.format == FormatOpenPGP {
+		var keys []*pgp.Entity
+		seen := map[string]bool{}
+		for _, r := range g.rcpts {
+			for _, k := range r.pgpUsable {
+				if !seen[k.Fingerprint] {
+					seen[k.Fingerprint] = true
+					keys = append(keys, k.Entity)
+				}
+			}
+		}
+		if len(keys) == 0 {
+			return nil, errors.New("no OpenPGP keys")
+		}
+		boundary, err := openpgp.NewBoundary(nil)
+		if err != nil {
+			return nil, err
+		}
+		opts := openpgp.Options{Boundary: boundary, Now: h.opts.Now()}
+		if h.opts.ProtectHeaders {
+			for _, f := range h.headers {
+				opts.Protect = append(opts.Protect, openpgp.Field{Name: f.name, Value: strings.TrimPrefix(crlf(f.value), " ")})
+			}
+		}
+		var fields []smime.Field
+		for _, f := range openpgp.OuterFields(boundary) {
+			fields = append(fields, smime.Field{Name: f.Name, Value: f.Value})
+		}
+		return &encoder{format: FormatOpenPGP, cipher: "openpgp", keys: len(keys), fields: fields, protect: h.opts.ProtectHeaders,
+			write: func(w io.Writer, r io.Reader, _ int64) error {
+				_, err := openpgp.EncryptMIME(w, r, keys, opts)
+				return err
+			}}, nil
+	}
+	certs := h.certificates(g.addrs())
+	if len(certs) == 0 {
+		return nil, errors.New("no certificates")
+	}
+	opts := h.opts.SMIME
+	opts.Cipher = h.cipherFor(g)
+	return &encoder{format: FormatSMIME, cipher: opts.Cipher.String(), keys: len(certs), fields: smime.OuterFieldsFor(opts.Cipher),
+		write: func(w io.Writer, r io.Reader, size int64) error {
+			return smime.EncryptBase64(w, r, size, certs, opts)
+		}}, nil
+}
+
+// cipherFor picks the content cipher of an S/MIME copy: the configured one,
+// unless a recipient's domain has an override; every recipient must be able
+// to read the copy, so an override to CBC (for readers without GCM) wins
+// over GCM.
+func (h *handler) cipherFor(g group) smime.Cipher {
+	c := h.opts.SMIME.Cipher
+	if h.opts.CipherFor == nil {
+		return c
+	}
+	chosen, set := c, false
+	for _, r := range g.rcpts {
+		_, domain, _ := cutLast(r.addr, "@")
+		oc, ok := h.opts.CipherFor(domain)
+		if !ok {
+			oc = c
+		}
+		if !set || (isGCM(chosen) && !isGCM(oc)) {
+			chosen, set = oc, true
+		}
+	}
+	return chosen
+}
+
+func isGCM(c smime.Cipher) bool { return c == smime.AES128GCM || c == smime.AES256GCM }
+
+// entity returns a reader of the MIME entity (Content-* fields, empty line,
+// body) and its size.
+func (h *handler) entity(leadSpace bool) (io.Reader, int64, error) {
+	body, err := h.body.Reader()
+	if err != nil {
+		return nil, 0, err
+	}
+	hdr := h.entityHeader(leadSpace)
+	return io.MultiReader(strings.NewReader(string(hdr)), body), int64(len(hdr)) + h.body.Size(), nil
+}
+
+// reinjectGroup sends one copy through the Reinjector: the message as
+// received (plaintext group) or encrypted for the group.
+func (h *handler) reinjectGroup(g group, leadSpace bool) error {
+	ctx, cancel := context.WithTimeout(h.ctx, h.opts.MessageTimeout)
+	defer cancel()
+	if g.plain {
+		body, err := h.body.Reader()
+		if err != nil {
+			return err
+		}
+		var hdr strings.Builder
+		for _, f := range h.headers {
+			if !strings.EqualFold(f.name, TraceHeader) {
+				writeField(&hdr, f.name, f.value, leadSpace)
+			}
+		}
+		hdr.WriteString(TraceHeader + ": plaintext copy; split from an encrypted message\r\n\r\n")
+		return h.opts.Reinjector.Reinject(ctx, h.from, g.addrs(), io.MultiReader(strings.NewReader(hdr.String()), body))
+	}
+	enc, err := h.encoder(g, leadSpace)
+	if err != nil {
+		return err
+	}
+	entity, size, err := h.entity(leadSpace)
+	if err != nil {
+		return err
+	}
+	var hdr strings.Builder
+	hasMIMEVersion := false
+	for _, f := range h.headers {
+		switch {
+		case smime.IsEntityHeader(f.name), strings.EqualFold(f.name, TraceHeader):
+			continue
+		case strings.EqualFold(f.name, "MIME-Version"):
+			hasMIMEVersion = true
+		case enc.protect && strings.EqualFold(f.name, "Subject"):
+			writeField(&hdr, f.name, " "+openpgp.ObscuredSubject, true)
+			continue
+		}
+		writeField(&hdr, f.name, f.value, leadSpace)
+	}
+	if !hasMIMEVersion {
+		hdr.WriteString("MIME-Version: 1.0\r\n")
+	}
+	for _, f := range enc.fields {
+		writeField(&hdr, f.Name, " "+f.Value, true)
+	}
+	writeField(&hdr, TraceHeader, " "+enc.trace("; split copy"), true)
+	hdr.WriteString("\r\n")
+
+	pr, pw := io.Pipe()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				pw.CloseWithError(fmt.Errorf("panic in encryption: %v", p))
+			}
+		}()
+		if _, err := io.WriteString(pw, hdr.String()); err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		pw.CloseWithError(enc.write(pw, entity, size))
+	}()
+	err = h.opts.Reinjector.Reinject(ctx, h.from, g.addrs(), pr)
+	pr.CloseWithError(errors.New("re-injection ended"))
+	wg.Wait()
+	return err
+}
+
+func writeField(b *strings.Builder, name, value string, leadSpace bool) {
+	b.WriteString(name)
+	b.WriteString(":")
+	if !leadSpace {
+		b.WriteString(" ")
+	}
+	b.WriteString(crlf(value))
+	b.WriteString("\r\n")
+}
+
+// maxChunk is the largest body replacement packet we send (64 KiB - 1, the
+// milter protocol's classic limit, which every MTA accepts).
+const maxChunk = 65535
+
+// encryptInPlace replaces the entity headers and the body of the message in
+// this transaction with the encrypted entity (RFC 8551 §3.3 or RFC 3156 §4).
+// Nothing the MTA receives takes effect unless EndOfMessage accepts, so an
+// error here leaves the message untouched.
+func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder, note string) error {
+	entity, size, err := h.entity(leadSpace)
+	if err != nil {
+		return err
+	}
+	// Delete the entity headers and our own trace header, highest index
+	// first so earlier indices stay valid. Indices count per header name.
+	type del struct {
+		name  string
+		index int
+		value string
+	}
+	var dels []del
+	count := map[string]int{}
+	hasMIMEVersion := false
+	for _, f := range h.headers {
+		key := strings.ToLower(f.name)
+		count[key]++
+		switch {
+		case key == "mime-version":
+			hasMIMEVersion = true
+		case smime.IsEntityHeader(f.name) || strings.EqualFold(f.name, TraceHeader):
+			dels = append(dels, del{f.name, count[key], ""})
+		case enc.protect && key == "subject":
+			dels = append(dels, del{f.name, count[key], h.hv(leadSpace, openpgp.ObscuredSubject)})
+		}
+	}
+	for i := len(dels) - 1; i >= 0; i-- {
+		if err := m.ChangeHeader(dels[i].index, dels[i].name, dels[i].value); err != nil {
+			return fmt.Errorf("change header %s: %w", dels[i].name, err)
+		}
+	}
+	if !hasMIMEVersion {
+		if err := m.AddHeader("MIME-Version", h.hv(leadSpace, "1.0")); err != nil {
+			return err
+		}
+	}
+	for _, f := range enc.fields {
+		if err := m.AddHeader(f.Name, h.hv(leadSpace, f.Value)); err != nil {
+			return err
+		}
+	}
+	if err := m.AddHeader(TraceHeader, h.hv(leadSpace, enc.trace(note))); err != nil {
+		return err
+	}
+
+	pr, pw := io.Pipe()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				pw.CloseWithError(fmt.Errorf("panic in encryption: %v", p))
+			}
+		}()
+		pw.CloseWithError(enc.write(pw, entity, size))
+	}()
+	defer wg.Wait()
+	defer pr.Close()
+
+	chunk := maxChunk
+	if ds := int(m.MaxDataSize()); ds > 0 && ds < chunk {
+		chunk = ds
+	}
+	buf := make([]byte, chunk)
+	sent := 0
+	for {
+		n, err := io.ReadFull(pr, buf)
+		if n > 0 {
+			if werr := m.ReplaceBodyRawChunk(buf[:n]); werr != nil {
+				pr.CloseWithError(werr)
+				return fmt.Errorf("replace body: %w", werr)
+			}
+			sent += n
+			if sent%(64*maxChunk) < n { // about every 4 MiB
+				_ = m.Progress()
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("encrypt: %w", err)
+		}
+	}
+}
+
+// describe renders one recipient's lookups and decision for the log line.
+func (h *handler) describe(r *rcpt, o policy.Outcome, d policy.Decision) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s=%s(level=%s", r.addr, d.Action, r.match.Level)
+	if r.err != nil {
+		fmt.Fprintf(&b, ",error=%q)", r.err.Error())
+		return b.String()
+	}
+	one := func(prefix string, res dane.Result, usable int, rejected []string) {
+		fmt.Fprintf(&b, ",%sdnssec=%s", prefix, res.Status)
+		if len(res.EDE) > 0 {
+			fmt.Fprintf(&b, ",%sede=%d", prefix, res.EDE[0].Code)
+		}
+		if res.Status == dane.StatusSecure {
+			fmt.Fprintf(&b, ",%susable=%d", prefix, usable)
+			for _, rj := range rejected {
+				fmt.Fprintf(&b, ",%sskipped=%q", prefix, rj)
+			}
+		}
+		if (res.Status == dane.StatusIndeterminate || res.Status == dane.StatusBogus) && res.Err != nil {
+			fmt.Fprintf(&b, ",%serror=%q", prefix, res.Err.Error())
+		}
+	}
+	var rj []string
+	for _, x := range r.rejected {
+		rj = append(rj, x.Reason)
+	}
+	one("", r.result, len(r.usable), rj)
+	if r.pgpOn {
+		rj = nil
+		for _, x := range r.pgpRejected {
+			rj = append(rj, x.Reason)
+		}
+		one("pgp_", r.pgpResult, len(r.pgpUsable), rj)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// certificates collects every usable certificate of the recipients named,
+// without duplicates.
+func (h *handler) certificates(addrs []string) []*x509.Certificate {
+	var certs []*x509.Certificate
+	seen := map[string]bool{}
+	want := map[string]bool{}
+	for _, a := range addrs {
+		want[a] = true
+	}
+	for _, r := range h.rcpts {
+		if r.local || !want[r.addr] {
+			continue
+		}
+		for _, k := range r.usable {
+			if !seen[string(k.Cert.Raw)] {
+				seen[string(k.Cert.Raw)] = true
+				certs = append(certs, k.Cert)
+			}
+		}
+	}
+	return certs
+}
