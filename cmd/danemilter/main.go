@@ -6,6 +6,8 @@
 //	danemilter serve --config FILE          run the daemon
 //	danemilter check-config --config FILE   validate and print the effective configuration
 //	danemilter lookup [--config FILE] ADDR  show what the daemon sees for a recipient
+//	danemilter record smimea --cert FILE [--usage U --selector S --matching M] ADDR
+//	danemilter record openpgpkey --key FILE ADDR
 //	danemilter demo                         encrypt a sample message in-process, no set-up needed
 //	danemilter version
 package main
@@ -36,6 +38,7 @@ func usage(w io.Writer) {
   danemilter serve --config FILE          run the milter daemon
   danemilter check-config --config FILE   validate FILE and print the effective configuration
   danemilter lookup [--config FILE] ADDR  show SMIMEA records, DNSSEC status and the decision for ADDR
+  danemilter record smimea|openpgpkey ... ADDR  print the SMIMEA or OPENPGPKEY record for ADDR
   danemilter demo                         encrypt a sample message in-process (no DNS, no MTA needed)
   danemilter version
 `)
@@ -54,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "serve", "check-config", "lookup":
 	case "demo":
 		return runDemo(stdout, stderr)
+	case "record":
+		return runRecord(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "danemilter", version)
 		return 0
