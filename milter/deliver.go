@@ -1,8 +1,10 @@
 package milter
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -156,8 +158,14 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	leadSpace := m.Protocol()&milter.OptHeaderLeadingSpace != 0
 	ctype := h.headerValue("Content-Type", leadSpace)
 	if smime.IsEncrypted(ctype) {
-		log.Info("message", "action", "pass", "reason", "already encrypted", "from", h.from, "recipients", len(h.rcpts))
-		return milter.RespAccept, nil
+		if h.bodyLooksEncrypted(ctype) {
+			log.Info("message", "action", "pass", "reason", "already encrypted", "from", h.from, "recipients", len(h.rcpts))
+			return milter.RespAccept, nil
+		}
+		// The label claims encryption the body does not show: treat the
+		// message as the plaintext it is, so that the label cannot be
+		// used to slip past a recipient's "encrypt" policy.
+		log.Warn("Content-Type says encrypted but the body is not; treating it as plaintext", "from", h.from, "content_type", ctype)
 	}
 
 	var prs []policy.Recipient
@@ -644,4 +652,43 @@ func (h *handler) certificates(addrs []string) []*x509.Certificate {
 		}
 	}
 	return certs
+}
+
+// bodyLooksEncrypted checks that a message labelled encrypted carries what
+// the label promises at the start of its body: a CMS EnvelopedData or
+// AuthEnvelopedData (RFC 5652 §6.1, RFC 5083) for application/pkcs7-mime, an
+// armored OpenPGP message for multipart/encrypted (RFC 3156 §4).
+func (h *handler) bodyLooksEncrypted(ctype string) bool {
+	r, err := h.body.Reader()
+	if err != nil {
+		return false
+	}
+	head := make([]byte, 64<<10)
+	n, _ := io.ReadFull(r, head)
+	head = head[:n]
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(ctype)), "multipart/encrypted") {
+		return bytes.Contains(head, []byte("-----BEGIN PGP MESSAGE-----"))
+	}
+	// application/pkcs7-mime, base64 (or, rarely, binary) DER.
+	der := head
+	var clean []byte
+	for _, c := range head {
+		if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
+			clean = append(clean, c)
+		}
+	}
+	if len(clean) >= 64 {
+		if b, err := base64.StdEncoding.DecodeString(string(clean[:len(clean)/4*4])); err == nil {
+			der = b
+		} else if b, err := base64.StdEncoding.DecodeString(string(clean[:64])); err == nil {
+			der = b
+		}
+	}
+	if len(der) < 20 || der[0] != 0x30 {
+		return false
+	}
+	prefix := der[:min(len(der), 24)]
+	envelopedData := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03}             // 1.2.840.113549.1.7.3
+	authEnveloped := []byte{0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17} // 1.2.840.113549.1.9.16.1.23
+	return bytes.Contains(prefix, envelopedData) || bytes.Contains(prefix, authEnveloped)
 }

@@ -517,3 +517,47 @@ func deadTCP(t *testing.T) string {
 	ln.Close()
 	return a
 }
+
+// TestEncryptedLabel checks that only a body that is really encrypted passes
+// untouched: a label alone must not carry plaintext past "encrypt".
+func TestEncryptedLabel(t *testing.T) {
+	fake := &dane.Fake{}
+	alice := newUser(t, "alice@partner.example")
+	alice.publish(t, fake)
+	tbl := policy.NewTable(policy.LevelEncrypt)
+	addr := start(t, Options{Resolver: fake, Levels: tbl})
+
+	// A real S/MIME message made by the milter itself.
+	res, err := Simulate("tcp", addr, "QL1", "s@local.example", []string{"alice@partner.example"}, readEML(t, "plain.eml"))
+	if err != nil || res.Final.Type != gomilter.ActionAccept {
+		t.Fatalf("%v %+v", err, res.Final)
+	}
+	real := res.Message
+	res, err = Simulate("tcp", addr, "QL2", "s@local.example", []string{"alice@partner.example"}, real)
+	if err != nil || res.Final.Type != gomilter.ActionAccept || !bytes.Equal(res.Message, real) {
+		t.Fatalf("really encrypted message changed or refused: %v %+v", err, res.Final)
+	}
+	pgpReal := readEML(t, "already-encrypted.eml")
+	res, err = Simulate("tcp", addr, "QL3", "s@local.example", []string{"alice@partner.example"}, pgpReal)
+	if err != nil || !bytes.Equal(res.Message, pgpReal) {
+		t.Fatalf("PGP/MIME message changed: %v", err)
+	}
+
+	for name, msg := range map[string]string{
+		"pkcs7 label, text body": "From: s@local.example\r\nTo: alice@partner.example\r\nSubject: secret\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n\r\nThe merger closes Friday.\r\n",
+		"multipart/encrypted label, text body": "From: s@local.example\r\nTo: alice@partner.example\r\nSubject: secret\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n--b\r\n\r\nThe merger closes Friday.\r\n--b--\r\n",
+	} {
+		res, err := Simulate("tcp", addr, "QL4", "s@local.example", []string{"alice@partner.example"}, []byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Final.Type != gomilter.ActionAccept || bytes.Contains(res.Message, []byte("merger")) {
+			t.Errorf("%s: plaintext passed under a false label: %+v", name, res.Final)
+		}
+		if got := alice.decrypt(t, res.Message); !bytes.Contains(got, []byte("merger")) {
+			t.Errorf("%s: alice cannot read it", name)
+		}
+	}
+}

@@ -44,7 +44,7 @@ func main() {
 	sizeS := flag.String("size", "100KB", "message body size (e.g. 10KB, 1MB, 25MB)")
 	nrcpt := flag.Int("rcpts", 1, "keyed recipients per message")
 	daemon := flag.String("daemon", "", "danemilter binary (default: go build ./cmd/danemilter)")
-	cipher := flag.String("cipher", "", "content cipher (config key cipher), empty = daemon default")
+	cipher := flag.String("cipher", "", "S/MIME content cipher (config key smime.cipher), empty = daemon default")
 	flag.Parse()
 	size, err := config.ParseByteSize(*sizeS)
 	if err != nil {
@@ -109,7 +109,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
 	}
 	cfg := fmt.Sprintf("listen = \"inet:127.0.0.1:%d\"\nlog_level = \"warn\"\nspool_dir = %q\nmax_message_size = \"200MiB\"\n[dns]\nresolvers = [%q]\n", port, dir, dnsAddr)
 	if cipher != "" {
-		cfg = "cipher = " + fmt.Sprintf("%q", cipher) + "\n" + cfg
+		cfg += fmt.Sprintf("[smime]\ncipher = %q\n", cipher)
 	}
 	cfgPath := filepath.Join(dir, "danemilter.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
