@@ -464,6 +464,17 @@ func (h *handler) reinjectGroup(g group, leadSpace bool) error {
 	writeField(&hdr, TraceHeader, " "+enc.trace("; split copy"), true)
 	hdr.WriteString("\r\n")
 
+	pr, wait := encryptPipe(enc, hdr.String(), entity, size)
+	err = h.opts.Reinjector.Reinject(ctx, h.from, g.addrs(), pr)
+	pr.CloseWithError(errors.New("re-injection ended"))
+	wait()
+	return err
+}
+
+// encryptPipe runs the encryption in its own goroutine and returns the
+// reader of prefix followed by the encrypted body, and a function that waits
+// for the goroutine. A panic in the encryption becomes a read error.
+func encryptPipe(enc *encoder, prefix string, entity io.Reader, size int64) (*io.PipeReader, func()) {
 	pr, pw := io.Pipe()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -474,16 +485,13 @@ func (h *handler) reinjectGroup(g group, leadSpace bool) error {
 				pw.CloseWithError(fmt.Errorf("panic in encryption: %v", p))
 			}
 		}()
-		if _, err := io.WriteString(pw, hdr.String()); err != nil {
+		if _, err := io.WriteString(pw, prefix); err != nil {
 			pw.CloseWithError(err)
 			return
 		}
 		pw.CloseWithError(enc.write(pw, entity, size))
 	}()
-	err = h.opts.Reinjector.Reinject(ctx, h.from, g.addrs(), pr)
-	pr.CloseWithError(errors.New("re-injection ended"))
-	wg.Wait()
-	return err
+	return pr, wg.Wait
 }
 
 func writeField(b *strings.Builder, name, value string, leadSpace bool) {
@@ -550,19 +558,8 @@ func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder
 		return err
 	}
 
-	pr, pw := io.Pipe()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer func() {
-			if p := recover(); p != nil {
-				pw.CloseWithError(fmt.Errorf("panic in encryption: %v", p))
-			}
-		}()
-		pw.CloseWithError(enc.write(pw, entity, size))
-	}()
-	defer wg.Wait()
+	pr, wait := encryptPipe(enc, "", entity, size)
+	defer wait()
 	defer pr.Close()
 
 	chunk := maxChunk
