@@ -40,6 +40,9 @@ type zoneSpec struct {
 	// after signing, so every SMIMEA RRset of the zone is bogus: its RRSIG
 	// no longer matches.
 	tamper bool
+	// records are zone file lines written as they are after the users'
+	// records, e.g. the output of "danemilter record smimea|openpgpkey".
+	records []string
 }
 
 // startDNS writes the zone secure.test with an SMIMEA record "3 0 0 <cert>"
@@ -150,6 +153,9 @@ func writeZone(t *testing.T, dir string, z zoneSpec) string {
 		// RFC 8162 §2: usage 3 (DANE-EE), selector 0 (full certificate),
 		// matching type 0 (exact): the record carries the whole DER.
 		fmt.Fprintf(&zone, "%s IN SMIMEA 3 0 0 %s\n", smimeaOwner(u.addr), hex.EncodeToString(u.cert.Raw))
+	}
+	for _, r := range z.records {
+		fmt.Fprintf(&zone, "%s\n", strings.TrimRight(r, "\r\n"))
 	}
 	file := filepath.Join(dir, strings.TrimSuffix(z.name, ".")+".zone")
 	writeFile(t, file, []byte(zone.String()), 0o644)

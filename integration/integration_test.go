@@ -19,6 +19,13 @@
 // Postfix's sendmail (non_smtpd_milters), policy map reloads and a stopped
 // resolver.
 //
+// TestKeysEndToEnd (keys_test.go) adds, in its own environment, SMIMEA
+// records of other usages, selectors and matching types (3 1 1 with an
+// ECDSA P-256 certificate, 1 0 1 under a test root, a two-certificate
+// rollover), an AES-GCM cipher override, OPENPGPKEY records of GnuPG keys
+// (PGP/MIME decrypted with gpg), the format preference and a message split
+// into an S/MIME and a PGP/MIME copy.
+//
 // The test needs root and the Debian packages of setup.sh. It skips without
 // them, and under -short, unless DANEMILTER_INTEGRATION=1 is set, which
 // turns a skip into a failure.
@@ -252,6 +259,14 @@ func checkPlain(t *testing.T, name string, msg, orig []byte) []string {
 // cms to orig's MIME entity exactly.
 func (e *env) checkEncrypted(t *testing.T, msg, orig []byte, keys int, users ...*user) {
 	t.Helper()
+	e.checkSMIME(t, msg, orig, "enveloped-data", keys, users...)
+}
+
+// checkSMIME is checkEncrypted for the S/MIME type smimeType of the
+// Content-Type: "enveloped-data" (CBC) or "authEnveloped-data" (GCM, RFC
+// 5083).
+func (e *env) checkSMIME(t *testing.T, msg, orig []byte, smimeType string, keys int, users ...*user) {
+	t.Helper()
 	h := parseHeader(t, msg)
 	oh := parseHeader(t, orig)
 
@@ -259,8 +274,8 @@ func (e *env) checkEncrypted(t *testing.T, msg, orig []byte, keys int, users ...
 		t.Errorf("delivered message has %d Content-Type fields, want 1: %q", len(cts), cts)
 	}
 	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil || mt != "application/pkcs7-mime" || !strings.EqualFold(params["smime-type"], "enveloped-data") {
-		t.Errorf("Content-Type %q (%v), want application/pkcs7-mime; smime-type=enveloped-data", h.Get("Content-Type"), err)
+	if err != nil || mt != "application/pkcs7-mime" || !strings.EqualFold(params["smime-type"], smimeType) {
+		t.Errorf("Content-Type %q (%v), want application/pkcs7-mime; smime-type=%s", h.Get("Content-Type"), err, smimeType)
 	}
 	if cte := h.Get("Content-Transfer-Encoding"); !strings.EqualFold(strings.TrimSpace(cte), "base64") {
 		t.Errorf("Content-Transfer-Encoding %q, want base64", cte)
