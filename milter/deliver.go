@@ -593,6 +593,13 @@ func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder
 func (h *handler) describe(r *rcpt, o policy.Outcome, d policy.Decision) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s=%s(level=%s", r.addr, d.Action, r.match.Level)
+	select {
+	case <-r.done:
+	default:
+		// The lookup goroutine still owns the fields: read none of them.
+		b.WriteString(",lookup=unfinished)")
+		return b.String()
+	}
 	if r.err != nil {
 		fmt.Fprintf(&b, ",error=%q)", r.err.Error())
 		return b.String()
