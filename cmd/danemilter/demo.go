@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -16,8 +19,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	gomilter "github.com/d--j/go-milter"
 	"github.com/miekg/dns"
 
 	"github.com/danemilter/danemilter/dane"
@@ -82,8 +90,25 @@ func demo(w, stderr io.Writer) error {
 	fake := &dane.Fake{}
 	fake.Set(name, dns.TypeSMIMEA, dane.Result{Name: name, Type: dns.TypeSMIMEA, Status: dane.StatusSecure, Records: []dns.RR{rr}, TTL: time.Hour, Resolver: "fake"})
 
+	// Pia publishes an OpenPGP key instead (RFC 7929).
+	pia, err := pgp.NewEntity("Pia", "", "pia@pgp.example", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, DefaultHash: crypto.SHA256, DefaultCipher: packet.CipherAES256})
+	if err != nil {
+		return err
+	}
+	var piaPub bytes.Buffer
+	if err := pia.Serialize(&piaPub); err != nil {
+		return err
+	}
+	pname, err := dane.OPENPGPKEYName("pia@pgp.example", false)
+	if err != nil {
+		return err
+	}
+	fake.Set(pname, dns.TypeOPENPGPKEY, dane.Result{Status: dane.StatusSecure, TTL: time.Hour, Resolver: "fake", Records: []dns.RR{
+		&dns.OPENPGPKEY{Hdr: dns.RR_Header{Name: pname, Rrtype: dns.TypeOPENPGPKEY, Class: dns.ClassINET, Ttl: 3600}, PublicKey: base64.StdEncoding.EncodeToString(piaPub.Bytes())}}})
+
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := milter.NewServer(milter.Options{Logger: logger, Resolver: fake, Levels: policy.NewTable(policy.LevelDane)})
+	mta := &demoMTA{}
+	srv, err := milter.NewServer(milter.Options{Logger: logger, Resolver: fake, Levels: policy.NewTable(policy.LevelDane), OpenPGP: true, Reinjector: mta})
 	if err != nil {
 		return err
 	}
@@ -95,6 +120,7 @@ func demo(w, stderr io.Writer) error {
 	defer srv.Close()
 
 	fmt.Fprintf(w, "== danemilter demo: milter on %s, fake DNSSEC resolver with a 3 0 0 SMIMEA record for alice@partner.example\n", ln.Addr())
+	fmt.Fprintf(w, "   and an OPENPGPKEY record for pia@pgp.example; bob@partner.example has neither (secure denial)\n")
 	fmt.Fprintf(w, "\n== 1. message to alice@partner.example (secure SMIMEA record) — delivered as:\n")
 	res, err := milter.Simulate("tcp", ln.Addr().String(), "DEMO1", "sender@local.example", []string{"alice@partner.example"}, []byte(demoMessage))
 	if err != nil {
@@ -138,7 +164,91 @@ func demo(w, stderr io.Writer) error {
 		return fmt.Errorf("message to bob was changed")
 	}
 	w.Write(bytes.ReplaceAll(res.Message, []byte("\r\n"), []byte("\n")))
+
+	fmt.Fprintf(w, "\n== 3. message to pia@pgp.example (secure OPENPGPKEY record) — delivered as PGP/MIME (RFC 3156):\n")
+	msg3 := bytes.Replace([]byte(demoMessage), []byte("Alice <alice@partner.example>"), []byte("Pia <pia@pgp.example>"), 1)
+	res, err = milter.Simulate("tcp", ln.Addr().String(), "DEMO3", "sender@local.example", []string{"pia@pgp.example"}, msg3)
+	if err != nil {
+		return err
+	}
+	showHeader(w, res.Message)
+	plain, err := pgpDecrypt(res.Message, pia)
+	if err != nil {
+		return fmt.Errorf("PGP/MIME decryption: %w", err)
+	}
+	fmt.Fprintf(w, "\n== pia decrypts it (OpenPGP) and reads:\n%s", bytes.ReplaceAll(plain, []byte("\r\n"), []byte("\n")))
+
+	fmt.Fprintf(w, "\n== 4. one message to alice, pia and bob — split: one copy each, never one in clear for a keyed recipient:\n")
+	res, err = milter.Simulate("tcp", ln.Addr().String(), "DEMO4", "sender@local.example", []string{"alice@partner.example", "pia@pgp.example", "bob@partner.example"}, []byte(demoMessage))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "-- stays in the transaction (recipients removed: %s):\n", strings.Join(removed(res), ", "))
+	showHeader(w, res.Message)
+	for _, c := range mta.copies {
+		fmt.Fprintf(w, "-- re-injected for %s:\n", strings.Join(c.rcpts, ", "))
+		showHeader(w, c.msg)
+	}
 	return nil
+}
+
+// demoMTA stands in for the MTA's milter-less re-injection listener.
+type demoMTA struct {
+	copies []demoCopy
+}
+
+type demoCopy struct {
+	rcpts []string
+	msg   []byte
+}
+
+func (d *demoMTA) Reinject(_ context.Context, _ string, rcpts []string, msg io.Reader) error {
+	b, err := io.ReadAll(msg)
+	if err != nil {
+		return err
+	}
+	d.copies = append(d.copies, demoCopy{rcpts, b})
+	return nil
+}
+
+func removed(res *milter.SimResult) []string {
+	var out []string
+	for _, m := range res.Modifications {
+		if m.Type == gomilter.ActionDelRcpt {
+			out = append(out, gomilter.RemoveAngle(m.Rcpt))
+		}
+	}
+	return out
+}
+
+// showHeader prints the header fields that show what happened.
+func showHeader(w io.Writer, msg []byte) {
+	head, _, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	for _, line := range strings.Split(string(head), "\r\n") {
+		for _, p := range []string{"To:", "Content-Type:", "X-Danemilter:"} {
+			if strings.HasPrefix(line, p) {
+				fmt.Fprintln(w, "  "+line)
+			}
+		}
+	}
+}
+
+// pgpDecrypt reads the armored part of a PGP/MIME message with go-crypto.
+func pgpDecrypt(msg []byte, key *pgp.Entity) ([]byte, error) {
+	i := bytes.Index(msg, []byte("-----BEGIN PGP MESSAGE-----"))
+	j := bytes.Index(msg, []byte("-----END PGP MESSAGE-----"))
+	if i < 0 || j < i {
+		return nil, fmt.Errorf("no armored OpenPGP message")
+	}
+	blk, err := armor.Decode(bytes.NewReader(msg[i : j+len("-----END PGP MESSAGE-----")]))
+	if err != nil {
+		return nil, err
+	}
+	md, err := pgp.ReadMessage(blk.Body, pgp.EntityList{key}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(md.UnverifiedBody)
 }
 
 func mustPKCS8(k *rsa.PrivateKey) []byte {

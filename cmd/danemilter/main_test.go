@@ -97,3 +97,16 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// TestDemo runs the self-contained demo the README opens with.
+func TestDemo(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"demo"}, &out, &errb); code != 0 {
+		t.Fatalf("demo exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"smime-type=enveloped-data", "format=pgp-mime", "pia decrypts it", "re-injected for bob@partner.example", "plaintext copy"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
