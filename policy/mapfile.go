@@ -102,7 +102,7 @@ func ParseMap(name string, r io.Reader, t *Table) error {
 			continue
 		}
 		seen[k] = n
-		t.entries[k] = e
+		t.put(k, e)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {

@@ -201,7 +201,8 @@ func TestTable(t *testing.T) {
 		{"a@example.com", LevelEncrypt, "example.com"},
 		{"a@EXAMPLE.com", LevelEncrypt, "example.com"},
 		{"Boss@example.com", LevelNone, "Boss@example.com"},
-		{"boss@example.com", LevelEncrypt, "example.com"}, // local part is case-sensitive
+		{"boss@example.com", LevelNone, "Boss@example.com"}, // the local part's case does not dodge an entry
+		{"boss+news@example.com", LevelNone, "Boss@example.com"},
 		{"a@sub.example.com", LevelMay, ".example.com"},
 		{"a@x.deep.example.com", LevelEncrypt, ".deep.example.com"},
 		{"a@deep.example.com", LevelMay, ".example.com"},
@@ -213,6 +214,29 @@ func TestTable(t *testing.T) {
 		m := tb.Lookup(tt.addr)
 		if m.Level != tt.want || m.Entry != tt.entry {
 			t.Errorf("Lookup(%q) = %+v, want %v %q", tt.addr, m, tt.want, tt.entry)
+		}
+	}
+	// Entries that differ only in case or tag: the strictest applies.
+	strict := NewTable(LevelDane)
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(strict.Set("ceo@bank.example", LevelEncrypt))
+	must(strict.Set("CEO@bank.example", LevelMay))
+	must(strict.SetEntry("trial@bank.example", Entry{Level: LevelEncrypt, DryRun: true}))
+	must(strict.Set("Trial@bank.example", LevelEncrypt))
+	for addr, want := range map[string]Match{
+		"CEO@bank.example":         {LevelEncrypt, false, "ceo@bank.example"},
+		"Ceo@Bank.Example":         {LevelEncrypt, false, "ceo@bank.example"},
+		"ceo+private@bank.example": {LevelEncrypt, false, "ceo@bank.example"},
+		"trial@bank.example":       {LevelEncrypt, false, "Trial@bank.example"},
+		"TRIAL@bank.example":       {LevelEncrypt, false, "Trial@bank.example"},
+		"cfo@bank.example":         {LevelDane, false, ""},
+	} {
+		if got := strict.Lookup(addr); got != want {
+			t.Errorf("Lookup(%s) = %+v, want %+v", addr, got, want)
 		}
 	}
 	for _, bad := range []string{"", ".", "@x", "a@", "a@.x", "a b", "x..y"} {

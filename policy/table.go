@@ -18,6 +18,31 @@ import (
 type Table struct {
 	def     Level
 	entries map[string]Entry
+	// folded indexes address entries by lowercased address, keeping the
+	// strictest entry of those that differ only in case.
+	folded map[string]foldedEntry
+}
+
+type foldedEntry struct {
+	key string
+	e   Entry
+}
+
+// stricter reports whether a must win over b: a higher level, or the same
+// level without dry run.
+func stricter(a, b Entry) bool {
+	return a.Level > b.Level || (a.Level == b.Level && b.DryRun && !a.DryRun)
+}
+
+// put adds a normalized entry.
+func (t *Table) put(k string, e Entry) {
+	t.entries[k] = e
+	if strings.Contains(k, "@") {
+		f := strings.ToLower(k)
+		if cur, ok := t.folded[f]; !ok || stricter(e, cur.e) || cur.key == k {
+			t.folded[f] = foldedEntry{k, e}
+		}
+	}
 }
 
 // Entry is the policy of one table entry: a level, and whether the entry is
@@ -58,7 +83,7 @@ func ParseEntry(s string) (Entry, error) {
 
 // NewTable returns a table with only a default.
 func NewTable(def Level) *Table {
-	return &Table{def: def, entries: map[string]Entry{}}
+	return &Table{def: def, entries: map[string]Entry{}, folded: map[string]foldedEntry{}}
 }
 
 // Default returns the default level.
@@ -67,8 +92,9 @@ func (t *Table) Default() Level { return t.def }
 // Len returns the number of entries.
 func (t *Table) Len() int { return len(t.entries) }
 
-// Set adds an entry with level l. Keys are case-insensitive except for an
-// address's local part, which is matched as written.
+// Set adds an entry with level l. Domains are case-insensitive. An
+// address's local part is kept as written, but Lookup matches it without
+// regard to case or a "+tag", taking the strictest entry (see Lookup).
 func (t *Table) Set(key string, l Level) error {
 	return t.SetEntry(key, Entry{Level: l})
 }
@@ -79,7 +105,7 @@ func (t *Table) SetEntry(key string, e Entry) error {
 	if err != nil {
 		return err
 	}
-	t.entries[k] = e
+	t.put(k, e)
 	return nil
 }
 
@@ -98,6 +124,9 @@ func (t *Table) Clone() *Table {
 	c := NewTable(t.def)
 	for k, e := range t.entries {
 		c.entries[k] = e
+	}
+	for k, f := range t.folded {
+		c.folded[k] = f
 	}
 	return c
 }
@@ -148,8 +177,8 @@ func (t *Table) Lookup(address string) Match {
 		return Match{Level: t.def}
 	}
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if e, ok := t.entries[local+"@"+domain]; ok {
-		return Match{e.Level, e.DryRun, local + "@" + domain}
+	if m, ok := t.lookupAddress(local, domain); ok {
+		return m
 	}
 	if e, ok := t.entries[domain]; ok {
 		return Match{e.Level, e.DryRun, domain}
@@ -165,6 +194,28 @@ func (t *Table) Lookup(address string) Match {
 		d = parent
 	}
 	return Match{Level: t.def}
+}
+
+// lookupAddress finds the address entry for local@domain. Mail systems treat
+// a mailbox's local part without regard to case, and "user+tag" as "user",
+// so an entry must not be dodged by writing the address differently: entries
+// are matched case-insensitively, with and without a "+tag", and the
+// strictest candidate applies (an "encrypt" entry for ceo@bank.example also
+// covers CEO@bank.example and ceo+x@bank.example).
+func (t *Table) lookupAddress(local, domain string) (Match, bool) {
+	cands := []string{strings.ToLower(local)}
+	if base, _, ok := strings.Cut(local, "+"); ok && base != "" {
+		cands = append(cands, strings.ToLower(base))
+	}
+	var best foldedEntry
+	found := false
+	for _, l := range cands {
+		f, ok := t.folded[l+"@"+domain]
+		if ok && (!found || stricter(f.e, best.e)) {
+			best, found = f, true
+		}
+	}
+	return Match{best.e.Level, best.e.DryRun, best.key}, found
 }
 
 // Entries returns the entries sorted by key, for display.
