@@ -261,6 +261,13 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	if len(others) > 0 {
 		note = "; split=" + groupList(groups)
 	}
+	// Prepare this transaction's encryption before any copy leaves, so that
+	// an error here cannot follow a successful re-injection.
+	enc, err := h.encoder(keep, leadSpace)
+	if err != nil {
+		log.Error("message", append([]any{"action", "tempfail", "reason", "encryption failed", "err", err}, attrs...)...)
+		return tempFail()
+	}
 	for _, g := range others {
 		if err := h.reinjectGroup(g, leadSpace); err != nil {
 			log.Error("message", append([]any{"action", "tempfail", "reason", "re-injection of a copy failed", "copy", g.String(), "err", err}, attrs...)...)
@@ -275,11 +282,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 			}
 		}
 	}
-	enc, err := h.encoder(keep, leadSpace)
-	if err == nil {
-		err = h.encryptInPlace(m, leadSpace, enc, note)
-	}
-	if err != nil {
+	if err := h.encryptInPlace(m, leadSpace, enc, note); err != nil {
 		log.Error("message", append([]any{"action", "tempfail", "reason", "encryption failed", "err", err}, attrs...)...)
 		return tempFail()
 	}
@@ -417,7 +420,9 @@ func (h *handler) entity(leadSpace bool) (io.Reader, int64, error) {
 // reinjectGroup sends one copy through the Reinjector: the message as
 // received (plaintext group) or encrypted for the group.
 func (h *handler) reinjectGroup(g group, leadSpace bool) error {
-	ctx, cancel := context.WithTimeout(h.ctx, h.opts.MessageTimeout)
+	// Its own deadline: h.ctx started at MAIL FROM and has been eaten by
+	// the client's upload; the copy deserves the full timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.MessageTimeout)
 	defer cancel()
 	if g.plain {
 		body, err := h.body.Reader()

@@ -502,6 +502,22 @@ func TestSMTPReinjector(t *testing.T) {
 	if !errors.Is(err, ErrReinject) || !strings.Contains(err.Error(), "b@y.example") {
 		t.Errorf("refused recipient: err = %v", err)
 	}
+	// A copy that fails half-way must not be delivered truncated.
+	sink.refuse = ""
+	sink.mu.Lock()
+	before := len(sink.msgs)
+	sink.mu.Unlock()
+	broken := io.MultiReader(strings.NewReader("Subject: x\r\n\r\npart one\r\n"), iotestErrReader{})
+	if err := rj.Reinject(context.Background(), "", []string{"a@x.example"}, broken); !errors.Is(err, ErrReinject) {
+		t.Errorf("failing copy: err = %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	sink.mu.Lock()
+	after := len(sink.msgs)
+	sink.mu.Unlock()
+	if after != before {
+		t.Errorf("a truncated copy was delivered")
+	}
 	dead := &SMTPReinjector{Addr: deadTCP(t), Timeout: time.Second}
 	if err := dead.Reinject(context.Background(), "", []string{"a@x.example"}, strings.NewReader(msg)); !errors.Is(err, ErrReinject) {
 		t.Errorf("dead listener: err = %v", err)
@@ -561,3 +577,7 @@ func TestEncryptedLabel(t *testing.T) {
 		}
 	}
 }
+
+type iotestErrReader struct{}
+
+func (iotestErrReader) Read([]byte) (int, error) { return 0, errors.New("encryption failed") }

@@ -92,7 +92,10 @@ func (s *SMTPReinjector) Reinject(ctx context.Context, from string, rcpts []stri
 		return fmt.Errorf("%w: DATA: %w", ErrReinject, err)
 	}
 	if _, err := io.Copy(w, msg); err != nil {
-		_ = w.Close()
+		// Never end the DATA with "." after a failed copy: the MTA would
+		// accept a truncated message. Dropping the connection makes it
+		// discard the transaction (RFC 5321 §3.8).
+		_ = conn.Close()
 		return fmt.Errorf("%w: sending message: %w", ErrReinject, err)
 	}
 	if err := w.Close(); err != nil {
