@@ -184,14 +184,22 @@ func (l *Live) Reload() (bool, error) {
 	return true, nil
 }
 
-// Watch checks the map file every interval until ctx ends, reloads it when
-// its size, time or contents changed, and logs the outcome.
+// Watch checks the map file every interval until ctx ends and reloads it
+// when its size or time changed and then stayed the same for one more
+// interval (so that a file still being written is not read half-way; writing
+// a new file and renaming it over the old one is better still), and logs the
+// outcome.
 func (l *Live) Watch(ctx context.Context, interval time.Duration) {
 	if l.path == "" {
 		return
 	}
 	tk := time.NewTicker(interval)
 	defer tk.Stop()
+	type stamp struct {
+		size int64
+		mod  time.Time
+	}
+	var prev stamp
 	for {
 		select {
 		case <-ctx.Done():
@@ -202,11 +210,16 @@ func (l *Live) Watch(ctx context.Context, interval time.Duration) {
 				l.log.Error("policy map file unreadable; keeping the last good map", "file", l.path, "err", err)
 				continue
 			}
+			cur := stamp{fi.Size(), fi.ModTime()}
+			if cur != prev {
+				prev = cur // changed: wait until it is stable
+				continue
+			}
 			l.mu.Lock()
-			same := fi.Size() == l.size && fi.ModTime().Equal(l.mod)
-			l.size, l.mod = fi.Size(), fi.ModTime()
+			loaded := cur.size == l.size && cur.mod.Equal(l.mod)
+			l.size, l.mod = cur.size, cur.mod
 			l.mu.Unlock()
-			if !same {
+			if !loaded {
 				l.ReloadAndLog("changed")
 			}
 		}

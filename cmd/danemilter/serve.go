@@ -25,6 +25,11 @@ import (
 // messages; a second signal, or the timeout, closes the rest (the MTA then
 // applies milter_default_action, tempfail, so no message is lost).
 func serve(cfg *config.Config, logger *slog.Logger) error {
+	// Catch signals first: a SIGHUP (systemctl reload) during start-up must
+	// not kill the daemon with the default action.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	resolver, err := newResolver(cfg, logger)
 	if err != nil {
 		return err
@@ -78,9 +83,6 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	for {
 		select {
 		case err := <-done:
