@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
@@ -8,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"slices"
 	"strings"
 	"sync"
@@ -663,41 +666,189 @@ func (h *handler) certificates(addrs []string) []*x509.Certificate {
 	return certs
 }
 
-// bodyLooksEncrypted checks that a message labelled encrypted carries what
-// the label promises at the start of its body: a CMS EnvelopedData or
-// AuthEnvelopedData (RFC 5652 §6.1, RFC 5083) for application/pkcs7-mime, an
-// armored OpenPGP message for multipart/encrypted (RFC 3156 §4).
+// bodyLooksEncrypted checks that a message labelled encrypted is what the
+// label promises, all of it, so that a label cannot carry plaintext past an
+// "encrypt" policy:
+//   - application/pkcs7-mime: the whole body is base64 of exactly one DER
+//     ContentInfo of type EnvelopedData or AuthEnvelopedData (RFC 5652 §6.1,
+//     RFC 5083), nothing after it;
+//   - multipart/encrypted: exactly two body parts (RFC 3156 §4), the first
+//     application/pgp-encrypted, the second holding one armored OpenPGP
+//     message and nothing else.
+//
+// A message with more than one Content-Type field is not trusted either.
 func (h *handler) bodyLooksEncrypted(ctype string) bool {
+	n := 0
+	for _, f := range h.headers {
+		if strings.EqualFold(f.name, "Content-Type") {
+			n++
+		}
+	}
+	if n != 1 {
+		return false
+	}
+	mt, params, err := mime.ParseMediaType(strings.TrimSpace(crlf(ctype)))
+	if err != nil {
+		return false
+	}
 	r, err := h.body.Reader()
 	if err != nil {
 		return false
 	}
-	head := make([]byte, 64<<10)
-	n, _ := io.ReadFull(r, head)
-	head = head[:n]
-	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(ctype)), "multipart/encrypted") {
-		return bytes.Contains(head, []byte("-----BEGIN PGP MESSAGE-----"))
+	if mt == "multipart/encrypted" {
+		if !isPGPMIME(r, params) {
+			return false
+		}
+		// multipart.Reader skips preamble and epilogue; neither may hide
+		// plaintext.
+		r, err = h.body.Reader()
+		return err == nil && quietEdges(r, params["boundary"])
 	}
-	// application/pkcs7-mime, base64 (or, rarely, binary) DER.
-	der := head
-	var clean []byte
-	for _, c := range head {
-		if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
-			clean = append(clean, c)
+	return isCMSBase64(r)
+}
+
+// quietEdges reports whether a multipart body has at most 1 KiB of preamble
+// (the short note agents write for MIME-unaware readers) and nothing but
+// blank lines after its close delimiter (RFC 2046 §5.1.1).
+func quietEdges(r io.Reader, boundary string) bool {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	preamble, inside, closed := 0, false, false
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), " \t")
+		switch {
+		case closed:
+			if strings.TrimSpace(line) != "" {
+				return false
+			}
+		case line == "--"+boundary+"--":
+			closed = true
+		case line == "--"+boundary:
+			inside = true
+		case !inside:
+			preamble += len(line) + 2
+			if preamble > 1024 {
+				return false
+			}
 		}
 	}
-	if len(clean) >= 64 {
-		if b, err := base64.StdEncoding.DecodeString(string(clean[:len(clean)/4*4])); err == nil {
-			der = b
-		} else if b, err := base64.StdEncoding.DecodeString(string(clean[:64])); err == nil {
-			der = b
-		}
-	}
-	if len(der) < 20 || der[0] != 0x30 {
+	return sc.Err() == nil && closed
+}
+
+// isCMSBase64 reports whether r is base64 (line breaks allowed) of one DER
+// EnvelopedData or AuthEnvelopedData ContentInfo and nothing more.
+func isCMSBase64(r io.Reader) bool {
+	dec := base64.NewDecoder(base64.StdEncoding, &stripSpace{r: r})
+	head := make([]byte, 32)
+	n, err := io.ReadFull(dec, head)
+	if err != nil && err != io.ErrUnexpectedEOF {
 		return false
 	}
-	prefix := der[:min(len(der), 24)]
+	head = head[:n]
+	if len(head) < 20 || head[0] != 0x30 {
+		return false
+	}
+	// DER definite length (X.690 §8.1.3).
+	total := int64(0)
+	off := 2
+	switch l := head[1]; {
+	case l < 0x80:
+		total = int64(l)
+	case l == 0x80 || l > 0x84:
+		return false // indefinite or absurd
+	default:
+		k := int(l & 0x7f)
+		for i := 0; i < k; i++ {
+			total = total<<8 | int64(head[2+i])
+		}
+		off += k
+	}
 	envelopedData := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03}             // 1.2.840.113549.1.7.3
 	authEnveloped := []byte{0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17} // 1.2.840.113549.1.9.16.1.23
-	return bytes.Contains(prefix, envelopedData) || bytes.Contains(prefix, authEnveloped)
+	rest := head[off:]
+	if !bytes.HasPrefix(rest, envelopedData) && !bytes.HasPrefix(rest, authEnveloped) {
+		return false
+	}
+	more, err := io.Copy(io.Discard, dec)
+	if err != nil {
+		return false
+	}
+	return int64(len(head))+more == int64(off)+total
+}
+
+// stripSpace drops the white space that base64 bodies carry between lines
+// (RFC 2045 §6.8), which encoding/base64 does not skip (only CR and LF).
+type stripSpace struct{ r io.Reader }
+
+func (s *stripSpace) Read(p []byte) (int, error) {
+	for {
+		n, err := s.r.Read(p)
+		j := 0
+		for _, c := range p[:n] {
+			if c != ' ' && c != '\t' {
+				p[j] = c
+				j++
+			}
+		}
+		if j > 0 || err != nil {
+			return j, err
+		}
+	}
+}
+
+// isPGPMIME reports whether r is an RFC 3156 §4 body: two parts, the
+// version part and one armored OpenPGP message.
+func isPGPMIME(r io.Reader, params map[string]string) bool {
+	if !strings.EqualFold(params["protocol"], "application/pgp-encrypted") || params["boundary"] == "" {
+		return false
+	}
+	mr := multipart.NewReader(r, params["boundary"])
+	for i := 0; ; i++ {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			return i == 2
+		}
+		if err != nil || i >= 2 {
+			return false
+		}
+		mt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		switch i {
+		case 0:
+			if mt != "application/pgp-encrypted" {
+				return false
+			}
+			if _, err := io.Copy(io.Discard, p); err != nil {
+				return false
+			}
+		case 1:
+			if mt != "application/octet-stream" || !isArmoredMessage(p) {
+				return false
+			}
+		}
+	}
+}
+
+// isArmoredMessage reads a part line by line: blank lines, then exactly one
+// "-----BEGIN PGP MESSAGE-----" ... "-----END PGP MESSAGE-----" block, then
+// blank lines. It streams: a 50 MB part costs one line of memory.
+func isArmoredMessage(r io.Reader) bool {
+	const begin, end = "-----BEGIN PGP MESSAGE-----", "-----END PGP MESSAGE-----"
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	state := 0 // 0 before, 1 inside, 2 after
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case state == 0 && line == "":
+		case state == 0 && line == begin:
+			state = 1
+		case state == 1 && line == end:
+			state = 2
+		case state == 1 && line != begin:
+		case state == 2 && line == "":
+		default:
+			return false
+		}
+	}
+	return sc.Err() == nil && state == 2
 }

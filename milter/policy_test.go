@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -559,20 +560,45 @@ func TestEncryptedLabel(t *testing.T) {
 		t.Fatalf("PGP/MIME message changed: %v", err)
 	}
 
+	// An S/MIME body: the first line of a real CMS message, then plaintext.
+	_, realBody, _ := splitMessage(real)
+	firstLine, _, _ := bytes.Cut(realBody, []byte("\r\n"))
+	smimeHead := "From: s@local.example\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + string(firstLine) + "\r\n"
 	for name, msg := range map[string]string{
+		"CMS start, then plaintext":           smimeHead + "The merger closes Friday.\r\n",
+		"CMS start, then base64 of plaintext": smimeHead + base64.StdEncoding.EncodeToString([]byte("The merger closes Friday. The merger closes Friday!")) + "\r\n",
 		"pkcs7 label, text body": "From: s@local.example\r\nTo: alice@partner.example\r\nSubject: secret\r\nMIME-Version: 1.0\r\n" +
 			"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n\r\nThe merger closes Friday.\r\n",
 		"multipart/encrypted label, text body": "From: s@local.example\r\nTo: alice@partner.example\r\nSubject: secret\r\nMIME-Version: 1.0\r\n" +
 			"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n--b\r\n\r\nThe merger closes Friday.\r\n--b--\r\n",
+		"PGP/MIME with a third, plaintext part": "From: s@local.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n" +
+			"--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n" +
+			"--b\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA1234\r\n-----END PGP MESSAGE-----\r\n" +
+			"--b\r\nContent-Type: text/plain\r\n\r\nThe merger closes Friday.\r\n--b--\r\n",
+		"PGP/MIME with plaintext in the epilogue": "From: s@local.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n" +
+			"--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n" +
+			"--b\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA1234\r\n-----END PGP MESSAGE-----\r\n" +
+			"--b--\r\nThe merger closes Friday.\r\n",
+		"PGP/MIME with text after the armor": "From: s@local.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n" +
+			"--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n" +
+			"--b\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA1234\r\n-----END PGP MESSAGE-----\r\nThe merger closes Friday.\r\n--b--\r\n",
 	} {
 		res, err := Simulate("tcp", addr, "QL4", "s@local.example", []string{"alice@partner.example"}, []byte(msg))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Final.Type != gomilter.ActionAccept || bytes.Contains(res.Message, []byte("merger")) {
+		// The body must have been encrypted (not passed as it came), and
+		// alice must read what was sent.
+		_, sentBody, _ := splitMessage([]byte(msg))
+		if res.Final.Type != gomilter.ActionAccept || bytes.Contains(res.Message, sentBody) || !isSMIME(res.Message) {
 			t.Errorf("%s: plaintext passed under a false label: %+v", name, res.Final)
+			continue
 		}
-		if got := alice.decrypt(t, res.Message); !bytes.Contains(got, []byte("merger")) {
+		if got := alice.decrypt(t, res.Message); !bytes.Contains(got, sentBody) {
 			t.Errorf("%s: alice cannot read it", name)
 		}
 	}
