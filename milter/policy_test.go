@@ -64,17 +64,13 @@ func blackhole(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// deadAddr is a loopback UDP port nobody listens on: queries get ICMP port
-// unreachable, as with a stopped resolver.
+// deadAddr is a loopback port nobody listens on: queries get ICMP port
+// unreachable, as with a stopped resolver. A port freed by closing a socket
+// could be taken by a test server of another package running at the same
+// time, so it is port 1 (tcpmux), which nothing on a test machine serves.
 func deadAddr(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := pc.LocalAddr().String()
-	pc.Close()
-	return a
+	return "127.0.0.1:1"
 }
 
 // outcomes builds a resolver with one domain per DNS outcome and returns it
@@ -525,15 +521,7 @@ func TestSMTPReinjector(t *testing.T) {
 	}
 }
 
-func deadTCP(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
-}
+func deadTCP(t *testing.T) string { return deadAddr(t) }
 
 // TestEncryptedLabel checks that only a body that is really encrypted passes
 // untouched: a label alone must not carry plaintext past "encrypt".
