@@ -210,7 +210,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	size := h.body.Size()
 	attrs := []any{"from", h.from, "size", size, "recipients", strings.Join(details, " ")}
 
-	if (plan.Action == policy.Encrypt || plan.Action == policy.Split) && h.body.overflow {
+	if (plan.Action == policy.Encrypt || plan.Action == policy.Split) && (h.body.overflow || h.headersOverflow || h.headerBytes+size > h.opts.MaxMessageSize) {
 		plan = policy.Plan{Action: policy.Reject, Code: 552, Status: "5.3.4", Reason: "message too big for the encryption gateway"}
 	}
 	var groups []group

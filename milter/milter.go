@@ -167,6 +167,10 @@ type handler struct {
 	rcpts        []*rcpt
 	headers      []field
 	body         *spool
+	// headerBytes counts the header section toward MaxMessageSize;
+	// headersOverflow is set when it passed the limit.
+	headerBytes     int64
+	headersOverflow bool
 }
 
 func (h *handler) begin() {
@@ -186,6 +190,7 @@ func (h *handler) reset() {
 		h.body.Close()
 	}
 	h.ctx, h.cancel, h.from, h.senderExempt, h.rcpts, h.headers, h.body = nil, nil, "", "", nil, nil, nil
+	h.headerBytes, h.headersOverflow = 0, false
 }
 
 // tempFail is the reply for any failure inside the daemon: generic text, the
@@ -378,6 +383,13 @@ func Outcome(smimea dane.Result, smimeaUsable int, pgp *dane.Result, pgpUsable i
 func (h *handler) Header(name, value string, m milter.Modifier) (resp *milter.Response, err error) {
 	defer h.guard("header", &resp, &err)
 	h.begin()
+	// Header bytes count toward max_message_size; past it they are not kept
+	// (the message is then refused if it needs encryption, passed if not).
+	h.headerBytes += int64(len(name) + len(value) + 4)
+	if h.headerBytes > h.opts.MaxMessageSize {
+		h.headersOverflow = true
+		return milter.RespContinue, nil
+	}
 	h.headers = append(h.headers, field{name, value})
 	return milter.RespContinue, nil
 }

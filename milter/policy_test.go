@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -595,3 +596,24 @@ func TestEncryptedLabel(t *testing.T) {
 type iotestErrReader struct{}
 
 func (iotestErrReader) Read([]byte) (int, error) { return 0, errors.New("encryption failed") }
+
+// TestHeaderBytesCount checks that the header section counts toward
+// max_message_size: a huge header cannot make the milter hold it all, and a
+// message too big to encrypt is refused, not passed in clear.
+func TestHeaderBytesCount(t *testing.T) {
+	fake := &dane.Fake{}
+	newUser(t, "alice@partner.example").publish(t, fake)
+	addr := start(t, Options{Resolver: fake, MaxMessageSize: 4096})
+	var b bytes.Buffer
+	for i := 0; b.Len() < 8000; i++ {
+		fmt.Fprintf(&b, "X-Filler-%d: %s\r\n", i, strings.Repeat("x", 60))
+	}
+	msg := []byte("From: s@local.example\r\nSubject: big header\r\n" + b.String() + "\r\nshort body\r\n")
+	res, err := Simulate("tcp", addr, "QH", "s@local.example", []string{"alice@partner.example"}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Final.Type != gomilter.ActionRejectWithCode || !strings.HasPrefix(res.Final.SMTPReply, "552 5.3.4") {
+		t.Fatalf("final %+v, want 552 5.3.4", res.Final)
+	}
+}
