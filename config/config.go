@@ -186,8 +186,9 @@ type Timeouts struct {
 	Message Duration `toml:"message"`
 	// Shutdown is how long SIGTERM waits for in-flight messages. Default 30s.
 	Shutdown Duration `toml:"shutdown"`
-	// Rcpt is how long RCPT TO waits for a recipient's lookup so that a
-	// refusal can be given for that recipient alone. A lookup that takes
+	// Rcpt is how long, in all, the RCPT TO commands of one message wait
+	// for their lookups so that a refusal can be given for one recipient
+	// alone (a budget per message). A lookup that takes
 	// longer goes on, and is decided at end of message. Default 1s; "0s"
 	// decides at RCPT TO only from the cache.
 	Rcpt *Duration `toml:"rcpt"`

@@ -48,9 +48,12 @@ type Options struct {
 	// Reinjector delivers the copies of a split message; nil turns
 	// splitting off.
 	Reinjector Reinjector
-	// RcptWait is how long RCPT TO waits for the recipient's lookup to
-	// decide at once (a refusal for that recipient alone). Zero decides at
-	// RCPT TO only when the answer is already there (the cache).
+	// RcptWait is how long, in all, the RCPT TO commands of one message may
+	// wait for their lookups so that a refusal can hit one recipient alone.
+	// It is a budget per message, so that many uncached recipients do not
+	// serialize their lookups; what does not finish in time is decided at
+	// end of message. Zero decides at RCPT TO only when the answer is
+	// already there (the cache).
 	RcptWait time.Duration
 	// IsLocal reports whether a recipient domain is delivered locally.
 	IsLocal            func(domain string) bool
@@ -171,6 +174,8 @@ type handler struct {
 	// headersOverflow is set when it passed the limit.
 	headerBytes     int64
 	headersOverflow bool
+	// rcptWaitLeft is what remains of Options.RcptWait for this message.
+	rcptWaitLeft time.Duration
 }
 
 func (h *handler) begin() {
@@ -179,6 +184,7 @@ func (h *handler) begin() {
 	}
 	h.start = time.Now()
 	h.ctx, h.cancel = context.WithTimeout(context.Background(), h.opts.MessageTimeout)
+	h.rcptWaitLeft = h.opts.RcptWait
 	h.body = &spool{dir: h.opts.SpoolDir, threshold: h.opts.MemoryThreshold, limit: h.opts.MaxMessageSize}
 }
 
@@ -249,14 +255,16 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 	// encrypt, wait a little: an answer that is already known (the cache)
 	// or comes fast lets us refuse this recipient alone, now.
 	if r.match.Level >= policy.LevelDane {
-		if h.opts.RcptWait > 0 {
-			t := time.NewTimer(h.opts.RcptWait)
+		if h.rcptWaitLeft > 0 {
+			t0 := time.Now()
+			t := time.NewTimer(h.rcptWaitLeft)
 			select {
 			case <-r.done:
 			case <-t.C:
 			case <-h.ctx.Done():
 			}
 			t.Stop()
+			h.rcptWaitLeft -= time.Since(t0)
 		} else {
 			runtimeYield(r.done)
 		}

@@ -617,3 +617,40 @@ func TestHeaderBytesCount(t *testing.T) {
 		t.Fatalf("final %+v, want 552 5.3.4", res.Final)
 	}
 }
+
+// TestRcptWaitIsPerMessage checks that RCPT TO waits from one budget per
+// message: ten recipients whose lookups hang cost the budget once (0.3s),
+// not ten times (3s).
+func TestRcptWaitIsPerMessage(t *testing.T) {
+	addr := start(t, Options{Resolver: slowResolver{}, RcptWait: 300 * time.Millisecond, MessageTimeout: 20 * time.Second})
+	s, err := gomilter.NewClient("tcp", addr).Session(gomilter.NewMacroBag())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Conn("localhost", gomilter.FamilyInet, 25, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Helo("localhost"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Mail("s@local.example", ""); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	for i := range 10 {
+		act, err := s.Rcpt(fmt.Sprintf("u%d@slow.example", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act.StopProcessing() {
+			t.Errorf("rcpt %d refused although its lookup never finished: %+v", i, act)
+		}
+	}
+	if d := time.Since(t0); d > 1500*time.Millisecond {
+		t.Errorf("10 RCPT TO took %v: the waits add up per recipient", d)
+	}
+	if err := s.Abort(nil); err != nil {
+		t.Fatal(err)
+	}
+}
