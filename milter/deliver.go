@@ -503,7 +503,7 @@ func encryptPipe(enc *encoder, prefix string, entity io.Reader, size int64) (*io
 }
 
 func writeField(b *strings.Builder, name, value string, leadSpace bool) {
-	b.WriteString(name)
+	b.WriteString(fieldName(name))
 	b.WriteString(":")
 	if !leadSpace {
 		b.WriteString(" ")

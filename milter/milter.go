@@ -449,7 +449,7 @@ func (h *handler) entityHeader(leadSpace bool) []byte {
 		if !smime.IsEntityHeader(f.name) {
 			continue
 		}
-		b.WriteString(f.name)
+		b.WriteString(fieldName(f.name))
 		b.WriteString(":")
 		if !leadSpace {
 			b.WriteString(" ")
@@ -459,6 +459,30 @@ func (h *handler) entityHeader(leadSpace bool) []byte {
 	}
 	b.WriteString("\r\n")
 	return []byte(b.String())
+}
+
+// fieldName drops from a header field name what RFC 5322 §2.2 does not
+// allow in one (control characters, space, colon). MTAs do not pass such
+// names, but a name must never break the line structure of what is
+// encrypted or re-injected.
+func fieldName(n string) string {
+	ok := true
+	for i := 0; i < len(n); i++ {
+		if n[i] <= ' ' || n[i] >= 0x7f || n[i] == ':' {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return n
+	}
+	var b strings.Builder
+	for i := 0; i < len(n); i++ {
+		if c := n[i]; c > ' ' && c < 0x7f && c != ':' {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // crlf turns the bare LF line breaks of folded header values, as MTAs pass
