@@ -242,7 +242,8 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		return milter.RespAccept, nil
 	}
 	if len(would) > 0 {
-		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, "dry-run; would "+strings.Join(uniq(would), ","))); err != nil {
+		h.dryRunNote = "dry-run; would " + strings.Join(uniq(would), ",")
+		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, h.dryRunNote)); err != nil {
 			return nil, err
 		}
 	}
@@ -437,6 +438,9 @@ func (h *handler) reinjectGroup(g group, leadSpace bool) error {
 			if !strings.EqualFold(f.name, TraceHeader) {
 				writeField(&hdr, f.name, f.value, leadSpace)
 			}
+		}
+		if h.dryRunNote != "" {
+			hdr.WriteString(TraceHeader + ": " + h.dryRunNote + "\r\n")
 		}
 		hdr.WriteString(TraceHeader + ": plaintext copy; split from an encrypted message\r\n\r\n")
 		return h.opts.Reinjector.Reinject(ctx, h.from, g.addrs(), io.MultiReader(strings.NewReader(hdr.String()), body))

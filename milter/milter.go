@@ -176,6 +176,9 @@ type handler struct {
 	headersOverflow bool
 	// rcptWaitLeft is what remains of Options.RcptWait for this message.
 	rcptWaitLeft time.Duration
+	// dryRunNote is the trace header value of per-entry dry runs, for the
+	// re-injected plaintext copy too.
+	dryRunNote string
 }
 
 func (h *handler) begin() {
@@ -196,7 +199,7 @@ func (h *handler) reset() {
 		h.body.Close()
 	}
 	h.ctx, h.cancel, h.from, h.senderExempt, h.rcpts, h.headers, h.body = nil, nil, "", "", nil, nil, nil
-	h.headerBytes, h.headersOverflow = 0, false
+	h.headerBytes, h.headersOverflow, h.dryRunNote = 0, false, ""
 }
 
 // tempFail is the reply for any failure inside the daemon: generic text, the

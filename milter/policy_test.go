@@ -654,3 +654,30 @@ func TestRcptWaitIsPerMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPerEntryDryRunSplit: a dry-run recipient beside a keyed one gets the
+// plaintext copy, and that copy says what would have happened.
+func TestPerEntryDryRunSplit(t *testing.T) {
+	fake := &dane.Fake{}
+	alice := newUser(t, "alice@partner.example")
+	alice.publish(t, fake)
+	tbl := policy.NewTable(policy.LevelDane)
+	must(t, tbl.SetEntry("trial.example", policy.Entry{Level: policy.LevelEncrypt, DryRun: true}))
+	rec := &recorder{}
+	addr := start(t, Options{Resolver: fake, Levels: tbl, Reinjector: rec})
+	plain := readEML(t, "plain.eml")
+	res, err := Simulate("tcp", addr, "QDS", "s@local.example", []string{"alice@partner.example", "nokey@trial.example"}, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Final.Type != gomilter.ActionAccept || !isSMIME(res.Message) {
+		t.Fatalf("final %+v", res.Final)
+	}
+	if len(rec.calls) != 1 || strings.Join(rec.calls[0].rcpts, ",") != "nokey@trial.example" {
+		t.Fatalf("re-injections %+v", rec.calls)
+	}
+	tr := strings.Join(header(rec.calls[0].msg, TraceHeader), "|")
+	if !strings.Contains(tr, "dry-run; would reject") || !strings.Contains(tr, "plaintext copy") {
+		t.Errorf("plaintext copy trace %q", tr)
+	}
+}
