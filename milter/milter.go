@@ -3,13 +3,18 @@
 // Sendmail) using github.com/d--j/go-milter.
 //
 // The layer is thin: it keeps per-message state in a handler made for each
-// MTA connection, starts each remote recipient's key lookup the moment RCPT TO
-// arrives (so lookups run concurrently with the rest of the SMTP dialogue),
-// spools the body, and at end of message asks package policy for a plan and
-// package smime for the ciphertext. Every outcome becomes an explicit milter
-// response; every failure inside the daemon becomes a temporary failure
-// (4.x.x), so the MTA keeps the message and retries rather than passing it in
-// clear. Panics in a callback are recovered and answered the same way.
+// MTA connection, starts each remote recipient's SMIMEA and OPENPGPKEY
+// lookups the moment RCPT TO arrives (so lookups run concurrently with the
+// rest of the SMTP dialogue; a recipient whose answer is already known is
+// refused alone, at RCPT TO, when its policy says so), spools the body, and at
+// end of message asks package policy for a plan, groups the recipients into
+// copies (one per encryption format, one in plaintext), re-injects every copy
+// but one through a Reinjector, and has package smime or openpgp encrypt the
+// copy that stays in the transaction. Every outcome becomes an explicit
+// milter response; every failure inside the daemon becomes a temporary
+// failure (4.x.x), so the MTA keeps the message and retries rather than
+// passing it in clear. Panics in a callback are recovered and answered the
+// same way. [Simulate] plays an MTA for tests and the demo.
 package milter
 
 import (
