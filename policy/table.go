@@ -137,12 +137,16 @@ func (t *Table) Clone() *Table {
 func NormalizeKey(key string) (string, error) {
 	key = strings.TrimSpace(key)
 	if local, domain, ok := cutLast(key, "@"); ok {
-		if local == "" || domain == "" || strings.HasPrefix(domain, ".") {
+		d := strings.ToLower(strings.TrimSuffix(domain, "."))
+		if local == "" || strings.ContainsAny(local, "@ \t") || !validDomain(d) {
 			return "", fmt.Errorf("%q is not an address", key)
 		}
-		return local + "@" + strings.ToLower(strings.TrimSuffix(domain, ".")), nil
+		return local + "@" + d, nil
 	}
 	d := strings.ToLower(strings.TrimSuffix(key, "."))
+	if !validDomain(strings.TrimPrefix(d, ".")) {
+		return "", fmt.Errorf("%q is not a domain, .parent-domain or address", key)
+	}
 	if d == "" || d == "." || strings.Contains(d, "..") || strings.ContainsAny(d, " /\\:") {
 		return "", fmt.Errorf("%q is not a domain, .parent-domain or address", key)
 	}
@@ -226,4 +230,18 @@ func (t *Table) Entries() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// validDomain reports whether d is a non-empty dotted name without empty
+// labels, spaces or characters that cannot be in a host name.
+func validDomain(d string) bool {
+	if d == "" {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" {
+			return false
+		}
+	}
+	return !strings.ContainsAny(d, " \t@/\\:,;\"'<>()[]")
 }
