@@ -85,7 +85,7 @@ func TestEndToEnd(t *testing.T) {
 	e.bin = buildDanemilter(t, dir)
 	e.config = writeConfig(t, dir, milterPort, e.dns.resolver())
 	e.milter = startDanemilter(t, e.bin, e.config, filepath.Join(dir, "danemilter.log"), milterPort)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort)
+	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, "")
 	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, sink 127.0.0.1:%d",
 		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, e.sink.port())
 

@@ -133,7 +133,7 @@ func TestKeysEndToEnd(t *testing.T) {
   -o content_filter= -o mynetworks=127.0.0.0/8
   -o smtpd_recipient_restrictions=permit_mynetworks,reject -o smtpd_client_restrictions=
 `, reinjectPort)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, reinject)
+	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, "", reinject)
 	waitTCP(t, "postfix re-injection smtpd", fmt.Sprintf("127.0.0.1:%d", reinjectPort), 20*time.Second, nil)
 	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, re-injection 127.0.0.1:%d, sink 127.0.0.1:%d",
 		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, reinjectPort, e.sink.port())

@@ -39,7 +39,7 @@ func TestPolicyEndToEnd(t *testing.T) {
 	nsdPort, unboundPort, milterPort, smtpPort, reinjectPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 
 	e := &env{dir: dir, milterPort: milterPort, carol: "carol@secure.test"}
-	p := &policyEnv{env: e, mapped: "mapped@plain.test"}
+	p := &policyEnv{env: e, mapped: "mapped@plain.test", carolAlias: "carol-alias@secure.test"}
 	keys := filepath.Join(dir, "keys")
 	if err := os.Mkdir(keys, 0o700); err != nil {
 		t.Fatal(err)
@@ -90,7 +90,10 @@ func TestPolicyEndToEnd(t *testing.T) {
   -o content_filter= -o mynetworks=127.0.0.0/8
   -o smtpd_recipient_restrictions=permit_mynetworks,reject -o smtpd_client_restrictions=
 `, reinjectPort)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, reinject)
+	// The canonical map gives carol a second address that only the
+	// rewritten-recipient subtests use.
+	canonical := fmt.Sprintf("recipient_canonical_maps = inline:{ %s=%s }\n", p.carolAlias, p.carol)
+	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, canonical, reinject)
 	waitTCP(t, "postfix re-injection smtpd", fmt.Sprintf("127.0.0.1:%d", reinjectPort), 20*time.Second, nil)
 	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, re-injection 127.0.0.1:%d, sink 127.0.0.1:%d",
 		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, reinjectPort, e.sink.port())
@@ -100,6 +103,8 @@ func TestPolicyEndToEnd(t *testing.T) {
 	t.Run("mixed-split", p.testMixedSplit)
 	t.Run("mandatory-mixed", p.testMandatoryMixed)
 	t.Run("sendmail-non-smtpd-milters", p.testSendmail)
+	t.Run("smtp-rewritten-recipient", p.testSMTPRewritten)
+	t.Run("sendmail-rewritten-recipient", p.testSendmailRewritten)
 	t.Run("policy-map-reload", p.testMapReload)
 	// Last: it stops Unbound.
 	t.Run("resolver-down", p.testResolverDown)
@@ -118,6 +123,7 @@ type policyEnv struct {
 	dave, erin    *user  // broken.test: bogus SMIMEA records; levels dane and encrypt
 	other, strict *user  // plain.test (unsigned): levels dane and encrypt
 	mapped        string // plain.test, no record; encrypt in the first map file
+	carolAlias    string // recipient_canonical_maps rewrites it to carol
 	mapFile       string
 	log           string // danemilter's output
 }
@@ -294,15 +300,17 @@ func (p *policyEnv) wantNoData(t *testing.T, a attempt) {
 // header of a split's plaintext copy when split is set and none otherwise.
 func (p *policyEnv) expect(t *testing.T, a attempt, orig []byte, enc []*user, plain []string, split bool) {
 	t.Helper()
-	orig = withMarker(orig, a.marker)
-	var all []string
-	for _, u := range enc {
-		all = append(all, u.addr)
-	}
-	all = append(all, plain...)
-	ds, err := p.sink.take(a.marker, all, 30*time.Second)
+	p.check(t, p.collect(t, a, enc, plain, split), withMarker(orig, a.marker), enc, plain, split)
+}
+
+// collect waits until each recipient in enc and plain has a delivery with
+// a's marker, waits a few seconds more for copies that should not exist,
+// and returns every delivery with the marker.
+func (p *policyEnv) collect(t *testing.T, a attempt, enc []*user, plain []string, split bool) []delivery {
+	t.Helper()
+	ds, err := p.sink.take(a.marker, recipients(enc, plain), 30*time.Second)
 	if err != nil {
-		t.Fatalf("%v\nswaks:\n%s", err, a.transcript)
+		t.Fatalf("%v\nsubmission:\n%s", err, a.transcript)
 	}
 	// Copies that should not exist take time to appear, if they do:
 	// Postfix retries every second here. A split makes two queue files,
@@ -311,7 +319,22 @@ func (p *policyEnv) expect(t *testing.T, a attempt, orig []byte, enc []*user, pl
 	if split {
 		settle = 3 * time.Second
 	}
-	ds = append(ds, p.sink.rest(a.marker, settle)...)
+	return append(ds, p.sink.rest(a.marker, settle)...)
+}
+
+// recipients lists the addresses of enc and plain.
+func recipients(enc []*user, plain []string) []string {
+	var all []string
+	for _, u := range enc {
+		all = append(all, u.addr)
+	}
+	return append(all, plain...)
+}
+
+// check does expect's checks on the deliveries ds of orig (with its marker).
+func (p *policyEnv) check(t *testing.T, ds []delivery, orig []byte, enc []*user, plain []string, split bool) {
+	t.Helper()
+	all := recipients(enc, plain)
 	seen := map[string]int{}
 	for _, d := range ds {
 		var us []*user
@@ -430,6 +453,13 @@ func (p *policyEnv) testMandatoryMixed(t *testing.T) {
 // cleanup: non_smtpd_milters): the split works the same.
 func (p *policyEnv) testSendmail(t *testing.T) {
 	orig := readCorpus(t, "plain.eml")
+	a := p.sendmail(t, []string{p.alice.addr, p.carol}, orig)
+	p.expect(t, a, orig, []*user{p.alice}, []string{p.carol}, true)
+}
+
+// sendmail submits msg (with a marker) to rcpts with Postfix's sendmail.
+func (p *policyEnv) sendmail(t *testing.T, rcpts []string, orig []byte) attempt {
+	t.Helper()
 	a := attempt{marker: p.marker(t)}
 	msg := withMarker(orig, a.marker)
 	// sendmail reads lines with the local line end; -i: a lone "." is text.
@@ -438,13 +468,112 @@ func (p *policyEnv) testSendmail(t *testing.T) {
 	// alternate_config_directories).
 	in := bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))
 	sendmail := strings.TrimSpace(string(run(t, "", 30*time.Second, mustLookPath(t, "postconf"), "-c", p.postfix.confDir, "-h", "sendmail_path")))
-	out, errOut, err := runStdin(in, 60*time.Second, sendmail, "-C", p.postfix.confDir, "-i",
-		"-f", sender, "--", p.alice.addr, p.carol)
-	a.transcript = string(out) + string(errOut)
+	argv := append([]string{sendmail, "-C", p.postfix.confDir, "-i", "-f", sender, "--"}, rcpts...)
+	out, errOut, err := runStdin(in, 60*time.Second, argv...)
+	a.transcript = fmt.Sprintf("%s\n%s%s", strings.Join(argv, " "), out, errOut)
 	if err != nil {
 		t.Fatalf("sendmail -C %s: %v\n%s", p.postfix.confDir, err, a.transcript)
 	}
-	p.expect(t, a, orig, []*user{p.alice}, []string{p.carol}, true)
+	return a
+}
+
+// testSMTPRewritten: through smtpd the milter sees the address of RCPT TO,
+// carol-alias, which cleanup then rewrites to carol (canonical map); the
+// split's DeleteRecipient names carol-alias, Postfix's original recipient,
+// and carol gets only the plaintext copy.
+func (p *policyEnv) testSMTPRewritten(t *testing.T) {
+	orig := readCorpus(t, "plain.eml")
+	off := logSize(t, p.postfix.maillog)
+	a := p.try(t, []string{p.alice.addr, p.carolAlias}, orig)
+	a.wantRcpt(t, p.alice.addr, "250")
+	a.wantRcpt(t, p.carolAlias, "250")
+	a.wantQueued(t)
+	ds := p.collect(t, a, []*user{p.alice}, []string{p.carol}, true)
+	p.logDeliveries(t, ds, off)
+	p.check(t, ds, withMarker(orig, a.marker), []*user{p.alice}, []string{p.carol}, true)
+}
+
+// testSendmailRewritten: the same through sendmail (non_smtpd_milters).
+// Here cleanup rewrites first and shows the milter carol, not carol-alias,
+// but Postfix matches a milter's DeleteRecipient against the original
+// recipient (cleanup_del_rcpt compares with the ORCP record, carol-alias),
+// so the delete matches nothing and carol stays a recipient of the
+// encrypted message as well (README "Mixed recipients", "What the milter
+// cannot see"). Postfix 3.7 does this: with cleanup -v its log says
+// `cleanup_del_rcpt: deleted 0 records for recipient "<carol@secure.test>"`.
+//
+// What should hold is what holds over SMTP, and the subtest checks that.
+// Should the deliveries be exactly the known duplicate, it checks the two
+// copies (alice can decrypt hers; carol's plaintext copy is the original)
+// and skips, saying what it saw; anything else fails.
+func (p *policyEnv) testSendmailRewritten(t *testing.T) {
+	orig := readCorpus(t, "plain.eml")
+	off := logSize(t, p.postfix.maillog)
+	a := p.sendmail(t, []string{p.alice.addr, p.carolAlias}, orig)
+	ds := p.collect(t, a, []*user{p.alice}, []string{p.carol}, true)
+	p.logDeliveries(t, ds, off)
+	orig = withMarker(orig, a.marker)
+	if enc, plain, ok := p.knownDuplicate(t, ds); ok {
+		p.checkEncrypted(t, enc.data, orig, 1, p.alice)
+		traces := checkPlain(t, fmt.Sprint("copy to ", plain.rcpts), plain.data, orig)
+		if len(traces) != 1 || !strings.HasPrefix(traces[0], "plaintext copy") {
+			t.Errorf("plaintext copy to %v: X-Danemilter %q, want one \"plaintext copy; ...\"", plain.rcpts, traces)
+		}
+		if t.Failed() {
+			return
+		}
+		t.Skipf("known Postfix limitation: sendmail to %s and %s, which recipient_canonical_maps rewrites to %s: "+
+			"the milter saw %s and split the message, its plaintext copy reached %s once, but its DeleteRecipient(<%s>) "+
+			"matched no recipient (Postfix compares with the original address %s), so the encrypted message went to %v: "+
+			"%s got 2 copies, one of them encrypted for %s only (unreadable for %s, never plaintext); "+
+			"over SMTP (smtp-rewritten-recipient) the milter sees %s and the delete works",
+			p.alice.addr, p.carolAlias, p.carol, p.carol, p.carol, p.carol, p.carolAlias, enc.rcpts,
+			p.carol, p.alice.addr, p.carol, p.carolAlias)
+	}
+	p.check(t, ds, orig, []*user{p.alice}, []string{p.carol}, true)
+}
+
+// knownDuplicate reports whether ds are exactly the copies of the known
+// duplicate of testSendmailRewritten: one encrypted delivery to alice and
+// carol, and one plaintext delivery to carol.
+func (p *policyEnv) knownDuplicate(t *testing.T, ds []delivery) (enc, plain delivery, ok bool) {
+	t.Helper()
+	if len(ds) != 2 {
+		return enc, plain, false
+	}
+	for _, d := range ds {
+		rcpts := slices.Sorted(slices.Values(d.rcpts))
+		encrypted := strings.HasPrefix(parseHeader(t, d.data).Get("Content-Type"), "application/pkcs7-mime")
+		switch {
+		case encrypted && slices.Equal(rcpts, []string{p.alice.addr, p.carol}):
+			enc = d
+		case !encrypted && slices.Equal(rcpts, []string{p.carol}):
+			plain = d
+		default:
+			return enc, plain, false
+		}
+	}
+	return enc, plain, enc.rcpts != nil && plain.rcpts != nil
+}
+
+// logDeliveries logs the deliveries of one submission (recipients, whether
+// encrypted, X-Danemilter) and Postfix's delivery and milter log lines after
+// offset off.
+func (p *policyEnv) logDeliveries(t *testing.T, ds []delivery, off int64) {
+	t.Helper()
+	for _, d := range ds {
+		h := parseHeader(t, d.data)
+		t.Logf("sink: to %v, Content-Type %q, X-Danemilter %q", d.rcpts, h.Get("Content-Type"), h["X-Danemilter"])
+	}
+	b, err := os.ReadFile(p.postfix.maillog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b[off:])), "\n") {
+		if strings.Contains(l, " to=<") || strings.Contains(l, "milter") {
+			t.Logf("maillog: %s", l)
+		}
+	}
 }
 
 // testMapReload: a map file with a bad line is refused as a whole, logged

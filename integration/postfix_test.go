@@ -22,9 +22,9 @@ type postfixEnv struct {
 }
 
 // startPostfix writes main.cf and master.cf and runs "postfix -c DIR start".
-// extraServices are appended to master.cf (e.g. a milter-less re-injection
-// listener).
-func startPostfix(t *testing.T, dir string, smtpPort, sinkPort, milterPort int, extraServices ...string) *postfixEnv {
+// extraMain is appended to main.cf (e.g. a canonical map); extraServices are
+// appended to master.cf (e.g. a milter-less re-injection listener).
+func startPostfix(t *testing.T, dir string, smtpPort, sinkPort, milterPort int, extraMain string, extraServices ...string) *postfixEnv {
 	t.Helper()
 	p := &postfixEnv{
 		dir:     dir,
@@ -84,7 +84,7 @@ milter_connect_timeout = 5s
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
-`, p.confDir, queueDir, filepath.Join(dir, "data"), p.maillog, dir, sinkPort, milterPort)
+`, p.confDir, queueDir, filepath.Join(dir, "data"), p.maillog, dir, sinkPort, milterPort) + extraMain
 	// chroot "n" everywhere: the queue directory of a temporary instance
 	// is no chroot jail (no /etc/services, resolv.conf, ... copied in).
 	master := fmt.Sprintf(`# service type  private unpriv  chroot  wakeup  maxproc command + args
