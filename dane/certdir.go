@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,9 +26,11 @@ type CertDir struct {
 	path string
 	log  *slog.Logger
 
-	mu    sync.RWMutex
-	certs []*x509.Certificate
-	stamp [32]byte // digest of names, sizes and times of the files read
+	mu     sync.RWMutex
+	certs  []*x509.Certificate
+	pool   *x509.CertPool                 // certs, for chain building
+	byAddr map[string][]*x509.Certificate // end-entity certs by lowercased address
+	stamp  [32]byte                       // digest of names, sizes and times of the files read
 }
 
 // maxCertFile bounds one file of the directory.
@@ -69,6 +72,22 @@ func (e *CertFileError) Error() string {
 		s += fmt.Sprintf(" %s: %v", n, e.Files[n])
 	}
 	return s
+}
+
+// Pool returns every certificate of the directory as a pool, built once per
+// reload; callers must not change it (Clone it first).
+func (d *CertDir) Pool() *x509.CertPool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.pool
+}
+
+// ForAddress returns the end-entity certificates that name addr (case
+// folded), from an index built once per reload.
+func (d *CertDir) ForAddress(addr string) []*x509.Certificate {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.byAddr[strings.ToLower(addr)]
 }
 
 // Certificates implements CertSource.
@@ -119,8 +138,24 @@ func (d *CertDir) Reload() (bool, error) {
 	if certs == nil {
 		certs = []*x509.Certificate{}
 	}
+	pool := x509.NewCertPool()
+	byAddr := map[string][]*x509.Certificate{}
+	for _, c := range certs {
+		pool.AddCert(c)
+		if c.IsCA {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, a := range certAddressList(c) {
+			a = strings.ToLower(a)
+			if !seen[a] {
+				seen[a] = true
+				byAddr[a] = append(byAddr[a], c)
+			}
+		}
+	}
 	d.mu.Lock()
-	d.certs, d.stamp = certs, stamp
+	d.certs, d.pool, d.byAddr, d.stamp = certs, pool, byAddr, stamp
 	d.mu.Unlock()
 	if len(bad) > 0 {
 		return true, &CertFileError{Files: bad}

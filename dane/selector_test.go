@@ -196,6 +196,16 @@ func TestCertDir(t *testing.T) {
 	if len(keys) != 1 {
 		t.Fatal("hashed record not resolved through the directory")
 	}
+	// The directory's index and pool serve address lookups in any case and
+	// chains through its CA certificates.
+	keys, rej := (&Selector{Certs: d}).Select("BOSUN@Example.com", []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.ee))}, testNow)
+	if len(keys) != 1 {
+		t.Errorf("address index is case-sensitive: %+v", rej)
+	}
+	keys, rej = (&Selector{Certs: d, Roots: x509.NewCertPool()}).Select("bosun@example.com", []dns.RR{smimea(2, 0, 1, assoc(0, 1, p.inter))}, testNow)
+	if len(keys) != 1 || !keys[0].Cert.Equal(p.ee) {
+		t.Errorf("DANE-TA through the directory's pool: %+v", rej)
+	}
 	if changed, _ := d.Reload(); changed {
 		t.Error("unchanged directory reported as changed")
 	}

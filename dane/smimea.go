@@ -159,20 +159,42 @@ func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Cer
 	if s.Certs != nil {
 		others = s.Certs.Certificates()
 	}
-	pool := x509.NewCertPool()
-	for _, c := range others {
-		pool.AddCert(c)
-	}
-	if inRecord != nil {
-		pool.AddCert(inRecord)
+	// The pool of intermediates is built only for the usages that build
+	// chains, and from the source's own pool when it keeps one: the common
+	// 3 0 0 record costs no work per certificate of the directory.
+	var pool *x509.CertPool
+	intermediates := func() *x509.CertPool {
+		if pool != nil {
+			return pool
+		}
+		if ps, ok := s.Certs.(interface{ Pool() *x509.CertPool }); ok {
+			pool = ps.Pool().Clone()
+		} else {
+			pool = x509.NewCertPool()
+			for _, c := range others {
+				pool.AddCert(c)
+			}
+		}
+		if inRecord != nil {
+			pool.AddCert(inRecord)
+		}
+		return pool
 	}
 
 	// End-entity candidates: the record's own certificate for the EE usages,
 	// else certificates for addr from elsewhere.
 	var candidates []*x509.Certificate
-	if inRecord != nil && (r.Usage == UsageDANEEE || r.Usage == UsagePKIXEE) {
+	switch {
+	case inRecord != nil && (r.Usage == UsageDANEEE || r.Usage == UsagePKIXEE):
 		candidates = []*x509.Certificate{inRecord}
-	} else {
+	case s.Certs == nil:
+	default:
+		if ix, ok := s.Certs.(interface {
+			ForAddress(string) []*x509.Certificate
+		}); ok {
+			candidates = ix.ForAddress(addr)
+			break
+		}
 		for _, c := range others {
 			if !c.IsCA && certHasAddress(c, addr) {
 				candidates = append(candidates, c)
@@ -194,7 +216,7 @@ func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Cer
 				break
 			}
 			if r.Usage == UsagePKIXEE {
-				if _, err := c.Verify(x509.VerifyOptions{Roots: s.Roots, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}); err != nil {
+				if _, err := c.Verify(x509.VerifyOptions{Roots: s.Roots, Intermediates: intermediates(), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}); err != nil {
 					reason = "PKIX-EE: does not chain to a trusted root: " + err.Error()
 				}
 			}
@@ -219,11 +241,11 @@ func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Cer
 			for _, a := range anchors {
 				roots.AddCert(a)
 			}
-			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}); err != nil {
+			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates(), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}); err != nil {
 				reason = "DANE-TA: does not chain to the record's trust anchor: " + err.Error()
 			}
 		case UsagePKIXTA:
-			chains, err := c.Verify(x509.VerifyOptions{Roots: s.Roots, Intermediates: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}})
+			chains, err := c.Verify(x509.VerifyOptions{Roots: s.Roots, Intermediates: intermediates(), CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}})
 			if err != nil {
 				reason = "PKIX-TA: does not chain to a trusted root: " + err.Error()
 				break
@@ -344,24 +366,18 @@ func CheckCertificate(addr string, cert *x509.Certificate, now time.Time) string
 }
 
 func certHasAddress(cert *x509.Certificate, addr string) bool {
-	for _, e := range cert.EmailAddresses {
+	for _, e := range certAddressList(cert) {
 		if strings.EqualFold(e, addr) {
 			return true
-		}
-	}
-	for _, n := range cert.Subject.Names {
-		if n.Type.Equal(oidEmailAddress) {
-			if v, ok := n.Value.(string); ok && strings.EqualFold(v, addr) {
-				return true
-			}
 		}
 	}
 	return false
 }
 
-func certAddresses(cert *x509.Certificate) string {
-	var out []string
-	out = append(out, cert.EmailAddresses...)
+// certAddressList returns the email addresses a certificate names: its
+// subjectAltName rfc822Names and the subject's emailAddress attributes.
+func certAddressList(cert *x509.Certificate) []string {
+	out := append([]string(nil), cert.EmailAddresses...)
 	for _, n := range cert.Subject.Names {
 		if n.Type.Equal(oidEmailAddress) {
 			if v, ok := n.Value.(string); ok {
@@ -369,6 +385,11 @@ func certAddresses(cert *x509.Certificate) string {
 			}
 		}
 	}
+	return out
+}
+
+func certAddresses(cert *x509.Certificate) string {
+	out := certAddressList(cert)
 	if len(out) == 0 {
 		return "no email address"
 	}
