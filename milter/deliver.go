@@ -237,14 +237,16 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		}
 		log.Info("message", append([]any{"action", "pass", "dry_run", true, "would", what, "reason", plan.Reason}, attrs...)...)
 		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, "dry-run; would "+plan.Action.String())); err != nil {
-			return nil, err
+			log.Error("cannot add the trace header; message deferred", "err", err)
+			return tempFail()
 		}
 		return milter.RespAccept, nil
 	}
 	if len(would) > 0 {
 		h.dryRunNote = "dry-run; would " + strings.Join(uniq(would), ",")
 		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, h.dryRunNote)); err != nil {
-			return nil, err
+			log.Error("cannot add the trace header; message deferred", "err", err)
+			return tempFail()
 		}
 	}
 

@@ -681,3 +681,48 @@ func TestPerEntryDryRunSplit(t *testing.T) {
 		t.Errorf("plaintext copy trace %q", tr)
 	}
 }
+
+// failingModifier is an MTA connection on which every change fails.
+type failingModifier struct {
+	gomilter.Modifier
+}
+
+func (failingModifier) Get(gomilter.MacroName) string          { return "QF" }
+func (failingModifier) Protocol() gomilter.OptProtocol         { return gomilter.OptHeaderLeadingSpace }
+func (failingModifier) AddHeader(string, string) error         { return errors.New("broken pipe") }
+func (failingModifier) ChangeHeader(int, string, string) error { return errors.New("broken pipe") }
+func (failingModifier) MaxDataSize() gomilter.DataSize         { return 0 }
+
+// TestModificationFailureDefers: when the MTA connection refuses a change,
+// end of message answers an explicit 451, in every mode.
+func TestModificationFailureDefers(t *testing.T) {
+	fake := &dane.Fake{}
+	newUser(t, "alice@partner.example").publish(t, fake)
+	trial := policy.NewTable(policy.LevelDane)
+	must(t, trial.SetEntry("partner.example", policy.Entry{Level: policy.LevelEncrypt, DryRun: true}))
+	for name, opts := range map[string]Options{
+		"encrypt":           {Resolver: fake, Levels: policy.NewTable(policy.LevelDane)},
+		"global dry run":    {Resolver: fake, Levels: policy.NewTable(policy.LevelDane), DryRun: true},
+		"per-entry dry run": {Resolver: fake, Levels: trial},
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts.defaults()
+			h := &handler{opts: &opts}
+			m := failingModifier{}
+			for _, step := range []func() (*gomilter.Response, error){
+				func() (*gomilter.Response, error) { return h.MailFrom("s@local.example", "", m) },
+				func() (*gomilter.Response, error) { return h.RcptTo("alice@partner.example", "", m) },
+				func() (*gomilter.Response, error) { return h.Header("Subject", " x", m) },
+				func() (*gomilter.Response, error) { return h.BodyChunk([]byte("body\r\n"), m) },
+			} {
+				if resp, err := step(); err != nil || resp.Response().Code != gomilter.RespContinue.Response().Code {
+					t.Fatalf("step: %v %v", resp, err)
+				}
+			}
+			resp, err := h.EndOfMessage(m)
+			if err != nil || resp == nil || !strings.HasPrefix(string(resp.Response().Data), "451 4.") {
+				t.Fatalf("EndOfMessage = %v, %v; want an explicit 451", resp, err)
+			}
+		})
+	}
+}
