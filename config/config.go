@@ -85,6 +85,8 @@ type Config struct {
 	CipherDomains map[string]smime.Cipher `toml:"-"`
 	// Roots is SMIME.PKIXRoots loaded; nil means the system roots.
 	Roots *x509.CertPool `toml:"-"`
+	// formatDomains is Format.Domains with normalized keys.
+	formatDomains map[string]string
 }
 
 // SMIME configures S/MIME encryption and the trust in SMIMEA records.
@@ -643,13 +645,19 @@ func (c *Config) setCryptoDefaults() error {
 	if c.Format.Prefer != "smime" && c.Format.Prefer != "openpgp" {
 		return invalid("format.prefer", "want smime or openpgp, got %q", c.Format.Prefer)
 	}
+	c.formatDomains = map[string]string{}
 	for k, v := range c.Format.Domains {
-		if _, err := normalizeDomain(strings.TrimPrefix(k, ".")); err != nil {
+		d, err := normalizeDomain(strings.TrimPrefix(k, "."))
+		if err != nil {
 			return invalid("format.domains."+strconv.Quote(k), "%v", err)
 		}
 		if v != "smime" && v != "openpgp" {
 			return invalid("format.domains."+strconv.Quote(k), "want smime or openpgp, got %q", v)
 		}
+		if strings.HasPrefix(k, ".") {
+			d = "." + d
+		}
+		c.formatDomains[d] = v
 	}
 	return nil
 }
@@ -663,12 +671,7 @@ func (c *Config) CipherFor(domain string) (smime.Cipher, bool) {
 // PreferOpenPGP reports whether recipients at domain prefer OpenPGP when
 // they have both kinds of key.
 func (c *Config) PreferOpenPGP(domain string) bool {
-	m := map[string]string{}
-	for k, v := range c.Format.Domains {
-		k = strings.ToLower(strings.TrimSuffix(k, "."))
-		m[k] = v
-	}
-	if v, ok := lookupDomain(m, domain); ok {
+	if v, ok := lookupDomain(c.formatDomains, domain); ok {
 		return v == "openpgp"
 	}
 	return c.Format.Prefer == "openpgp"
