@@ -580,18 +580,18 @@ func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder
 	if ds := int(m.MaxDataSize()); ds > 0 && ds < chunk {
 		chunk = ds
 	}
+	// Once the first body replacement packet is sent, Postfix's cleanup
+	// accepts nothing but further body replacement packets and the final
+	// reply (milter8.c: "body replacement requests can't currently be mixed
+	// with other requests"), so no progress notification may be sent from
+	// here on; each packet resets the MTA's timeout by itself.
 	buf := make([]byte, chunk)
-	sent := 0
 	for {
 		n, err := io.ReadFull(pr, buf)
 		if n > 0 {
 			if werr := m.ReplaceBodyRawChunk(buf[:n]); werr != nil {
 				pr.CloseWithError(werr)
 				return fmt.Errorf("replace body: %w", werr)
-			}
-			sent += n
-			if sent%(64*maxChunk) < n { // about every 4 MiB
-				_ = m.Progress()
 			}
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
