@@ -25,13 +25,15 @@ type SimResult struct {
 // Simulate plays an MTA: it sends one message (raw RFC 5322 bytes with CRLF
 // line ends) through the milter at network/address, applies the changes the
 // milter asks for the way Postfix does, and returns the outcome. The demo and
-// the tests use it; it is not needed to run the daemon.
+// the tests use it; it is not needed to run the daemon. It talks through a
+// [StrictDialer], so a reply Postfix would refuse is an error here too.
 func Simulate(network, address, queueID, from string, rcpts []string, msg []byte) (*SimResult, error) {
 	hdrs, body, err := splitMessage(msg)
 	if err != nil {
 		return nil, err
 	}
-	client := milter.NewClient(network, address, milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}))
+	client := milter.NewClient(network, address, milter.WithDialer(StrictDialer{}),
+		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}))
 	macros := milter.NewMacroBag()
 	macros.Set(milter.MacroQueueId, queueID)
 	s, err := client.Session(macros)

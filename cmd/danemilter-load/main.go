@@ -36,6 +36,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/danemilter/danemilter/config"
+	"github.com/danemilter/danemilter/milter"
 )
 
 func main() {
@@ -192,7 +193,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
 // send plays one SMTP transaction over the milter protocol and checks that
 // the message was accepted with its body replaced by S/MIME.
 func send(addr, queueID string, rcpts []string, msg []byte) error {
-	client := gomilter.NewClient("tcp", addr, gomilter.WithReadTimeout(5*time.Minute), gomilter.WithWriteTimeout(5*time.Minute))
+	client := gomilter.NewClient("tcp", addr, gomilter.WithDialer(milter.StrictDialer{}), gomilter.WithReadTimeout(5*time.Minute), gomilter.WithWriteTimeout(5*time.Minute))
 	macros := gomilter.NewMacroBag()
 	macros.Set(gomilter.MacroQueueId, queueID)
 	s, err := client.Session(macros)
