@@ -166,7 +166,9 @@ func (c *strictConn) check(reply byte, data []byte) *ProtocolViolation {
 		return &ProtocolViolation{Reply: reply, Rule: "reply without a command to answer"}
 	}
 	event := c.pending[0]
-	bad := func(rule string) *ProtocolViolation { return &ProtocolViolation{Event: event, Reply: reply, Rule: rule} }
+	bad := func(rule string) *ProtocolViolation {
+		return &ProtocolViolation{Event: event, Reply: reply, Rule: rule}
+	}
 	final := func() { c.pending = c.pending[1:] }
 
 	if event == cmdOptneg {
