@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -132,6 +133,12 @@ func FuzzClassify(f *testing.F) {
 		res := classify(name, qtype, &m)
 		if res.Name != name || res.Type != qtype || res.Rcode != m.Rcode {
 			t.Fatalf("result for %s %d rcode %d", res.Name, res.Type, res.Rcode)
+		}
+		if m.Truncated && (res.Status != StatusIndeterminate || !errors.Is(res.Err, ErrTruncated)) {
+			t.Fatalf("truncated answer classified %v (%v)", res.Status, res.Err)
+		}
+		if res.TTL >= 1<<31*time.Second {
+			t.Fatalf("TTL %v has the most significant bit set (RFC 2181 §8)", res.TTL)
 		}
 		switch res.Status {
 		case StatusSecure:

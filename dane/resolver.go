@@ -117,6 +117,10 @@ var (
 	// ErrUntrustedResolver is returned by NewStub for a resolver whose AD bit
 	// cannot be believed.
 	ErrUntrustedResolver = errors.New("dane: resolver is not on loopback and not marked trusted")
+	// ErrTruncated: the answer had TC set, also when asked again over TCP.
+	// A truncated answer is incomplete whatever else it says, so it proves
+	// neither records nor their absence.
+	ErrTruncated = errors.New("dane: resolver answered with TC (truncated) set")
 )
 
 // StubOptions configure NewStub.
@@ -191,7 +195,7 @@ func (s *Stub) Lookup(ctx context.Context, name string, qtype uint16) Result {
 		r := classify(name, qtype, resp)
 		r.Resolver = srv
 		s.log.Debug("dns answer", "server", srv, "name", name, "type", dns.TypeToString[qtype], "rcode", dns.RcodeToString[resp.Rcode], "ad", resp.AuthenticatedData, "status", r.Status.String(), "records", len(r.Records))
-		if r.Status == StatusIndeterminate && r.Rcode != dns.RcodeServerFailure {
+		if r.Status == StatusIndeterminate && (r.Rcode != dns.RcodeServerFailure || errors.Is(r.Err, ErrTruncated)) {
 			errs = append(errs, fmt.Errorf("%s: %w", srv, r.Err))
 			res.Rcode, res.EDE = r.Rcode, r.EDE
 			continue
@@ -238,6 +242,18 @@ func classify(name string, qtype uint16, resp *dns.Msg) Result {
 			}
 		}
 	}
+	// RFC 2181 §9: a client that receives a response with TC set "should
+	// ignore that response"; RFC 1123 §6.1.3.2: a truncated response must
+	// not be used as if it were complete. The stub asks again over TCP
+	// (RFC 7766 §5), where a response has no reason to be truncated; one
+	// that still has TC set — over UDP or TCP, with or without AD, with
+	// records or an empty answer section — proves nothing: indeterminate,
+	// never a secure denial.
+	if resp.Truncated {
+		res.Status = StatusIndeterminate
+		res.Err = ErrTruncated
+		return res
+	}
 	ad := resp.AuthenticatedData
 	switch resp.Rcode {
 	case dns.RcodeSuccess, dns.RcodeNameError:
@@ -273,10 +289,10 @@ func classify(name string, qtype uint16, resp *dns.Msg) Result {
 			}
 			if h.Rrtype == qtype {
 				res.Records = append(res.Records, rr)
-				minTTL = min(minTTL, h.Ttl)
+				minTTL = min(minTTL, receivedTTL(h.Ttl))
 			} else if c, ok := rr.(*dns.CNAME); ok && qtype != dns.TypeCNAME {
 				next = c.Target
-				minTTL = min(minTTL, h.Ttl)
+				minTTL = min(minTTL, receivedTTL(h.Ttl))
 			}
 		}
 		if len(res.Records) > 0 || next == "" {
@@ -305,7 +321,7 @@ func classify(name string, qtype uint16, resp *dns.Msg) Result {
 	// (RFC 2308 §5).
 	for _, rr := range resp.Ns {
 		if soa, ok := rr.(*dns.SOA); ok {
-			res.TTL = time.Duration(min(soa.Hdr.Ttl, soa.Minttl)) * time.Second
+			res.TTL = time.Duration(min(receivedTTL(soa.Hdr.Ttl), receivedTTL(soa.Minttl))) * time.Second
 		}
 	}
 	if ad {
@@ -314,4 +330,15 @@ func classify(name string, qtype uint16, resp *dns.Msg) Result {
 		res.Status = StatusInsecure
 	}
 	return res
+}
+
+// receivedTTL is a TTL as received, in seconds. RFC 2181 §8: a TTL with the most
+// significant bit set is treated as if it were zero (use once, do not
+// cache). The SOA MINIMUM, used as the negative TTL (RFC 2308 §4), is
+// treated the same.
+func receivedTTL(v uint32) uint32 {
+	if v >= 1<<31 {
+		return 0
+	}
+	return v
 }
