@@ -230,6 +230,16 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		}
 	}
 
+	if plan.Action == policy.Encrypt || plan.Action == policy.Split {
+		if g, bound, big := h.tooBigOnceEncrypted(groups, h.headerBytes+size+2); big {
+			// Postfix would refuse the queue file after the other copies
+			// had left (cleanup: "message file too big"); refuse it first.
+			attrs = append(attrs, "copy", g.String(), "encrypted_size_bound", bound, "max_encrypted_size", h.opts.MaxEncryptedSize)
+			plan = policy.Plan{Action: policy.Reject, Code: 552, Status: "5.3.4", Reason: "message too big once encrypted"}
+			groups = nil
+		}
+	}
+
 	if h.opts.DryRun {
 		what := plan.Action.String()
 		if len(groups) > 0 {

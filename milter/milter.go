@@ -64,10 +64,16 @@ type Options struct {
 	IsLocal            func(domain string) bool
 	LowercaseLocalPart bool
 	MaxMessageSize     int64
-	MemoryThreshold    int64
-	SpoolDir           string
-	MessageTimeout     time.Duration
-	DryRun             bool
+	// MaxEncryptedSize bounds the queue file of an encrypted copy (the
+	// MTA's message_size_limit): a message whose encrypted copy could be
+	// larger is refused with 552 5.3.4 before any copy leaves. Zero means
+	// DefaultMaxEncryptedSize (Postfix's default); negative turns the check
+	// off.
+	MaxEncryptedSize int64
+	MemoryThreshold  int64
+	SpoolDir         string
+	MessageTimeout   time.Duration
+	DryRun           bool
 	// Selector turns SMIMEA records into certificates (trust anchors, the
 	// certificate directory); nil: records only, system roots.
 	Selector *dane.Selector
@@ -96,6 +102,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = 64 << 20
+	}
+	if o.MaxEncryptedSize == 0 {
+		o.MaxEncryptedSize = DefaultMaxEncryptedSize
 	}
 	if o.MemoryThreshold <= 0 {
 		o.MemoryThreshold = 1 << 20
