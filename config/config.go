@@ -51,6 +51,12 @@ type Config struct {
 	// encrypted. Larger messages are rejected with 552 5.3.4 unless every
 	// recipient's policy allows plaintext. Default 64MiB.
 	MaxMessageSize ByteSize `toml:"max_message_size"`
+	// MaxEncryptedSize is the largest queue file the MTA accepts
+	// (Postfix's message_size_limit in main.cf, which its cleanup applies to
+	// the encrypted copy): a message whose encrypted copy could be larger is
+	// refused with 552 5.3.4 before any copy leaves. Default 10240000
+	// (Postfix's default); 0 turns the check off.
+	MaxEncryptedSize *ByteSize `toml:"max_encrypted_size"`
 	// MemoryThreshold is the body size held in memory before the body is
 	// spooled to a file in SpoolDir. Default 1MiB.
 	MemoryThreshold ByteSize `toml:"memory_threshold"`
@@ -284,17 +290,19 @@ func ParseByteSize(s string) (ByteSize, error) {
 
 // Defaults.
 const (
-	DefaultListen          = "inet:127.0.0.1:10025"
-	DefaultSocketMode      = "0660"
-	DefaultMaxMessageSize  = 64 << 20
-	DefaultMemoryThreshold = 1 << 20
-	DefaultDNSTimeout      = 5 * time.Second
-	DefaultCacheSize       = 10000
-	DefaultMessageTimeout  = 120 * time.Second
-	DefaultShutdownTimeout = 30 * time.Second
-	DefaultRcptTimeout     = time.Second
-	DefaultReinjectTimeout = 60 * time.Second
-	DefaultMapInterval     = 5 * time.Second
+	DefaultListen         = "inet:127.0.0.1:10025"
+	DefaultSocketMode     = "0660"
+	DefaultMaxMessageSize = 64 << 20
+	// DefaultMaxEncryptedSize is Postfix's default message_size_limit.
+	DefaultMaxEncryptedSize = 10_240_000
+	DefaultMemoryThreshold  = 1 << 20
+	DefaultDNSTimeout       = 5 * time.Second
+	DefaultCacheSize        = 10000
+	DefaultMessageTimeout   = 120 * time.Second
+	DefaultShutdownTimeout  = 30 * time.Second
+	DefaultRcptTimeout      = time.Second
+	DefaultReinjectTimeout  = 60 * time.Second
+	DefaultMapInterval      = 5 * time.Second
 )
 
 // Load reads, parses and validates the file at path. Errors wrap ErrInvalid
@@ -442,6 +450,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxEncryptedSize == nil {
+		v := ByteSize(DefaultMaxEncryptedSize)
+		c.MaxEncryptedSize = &v
+	} else if *c.MaxEncryptedSize < 0 {
+		return invalid("max_encrypted_size", "must not be negative (0 turns the check off)")
 	}
 	if c.MemoryThreshold == 0 {
 		c.MemoryThreshold = DefaultMemoryThreshold

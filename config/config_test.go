@@ -33,7 +33,7 @@ func TestSampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.MaxMessageSize != c.MaxMessageSize || d.MemoryThreshold != c.MemoryThreshold ||
+	if d.MaxMessageSize != c.MaxMessageSize || d.MemoryThreshold != c.MemoryThreshold || *d.MaxEncryptedSize != *c.MaxEncryptedSize ||
 		d.DNS.Timeout != c.DNS.Timeout || d.Timeouts.Message != c.Timeouts.Message ||
 		d.Timeouts.Shutdown != c.Timeouts.Shutdown || *d.Timeouts.Rcpt != *c.Timeouts.Rcpt ||
 		d.Policy.MapCheckInterval != c.Policy.MapCheckInterval || d.Reinject.Timeout != c.Reinject.Timeout ||
@@ -74,6 +74,7 @@ func TestErrors(t *testing.T) {
 		{"syntax", "listen = \n", []string{"t.toml:1"}},
 		{"bad duration", "[dns]\ntimeout = \"5 parsecs\"\n", []string{"t.toml:2", "timeout", "duration"}},
 		{"bad size", "max_message_size = \"lots\"\n", []string{"max_message_size", "size"}},
+		{"bad encrypted size", "max_encrypted_size = \"-5\"\n", []string{"max_encrypted_size"}},
 		{"bad listen", "listen = \"tcp6:foo\"\n", []string{`"listen"`, "unknown socket type"}},
 		{"relative unix", "listen = \"unix:sock\"\n", []string{`"listen"`, "absolute"}},
 		{"bad port", "listen = \"inet:99999@127.0.0.1\"\n", []string{`"listen"`, "bad port"}},

@@ -108,7 +108,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
 	if err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf("listen = \"inet:127.0.0.1:%d\"\nlog_level = \"warn\"\nspool_dir = %q\nmax_message_size = \"200MiB\"\n[dns]\nresolvers = [%q]\n", port, dir, dnsAddr)
+	cfg := fmt.Sprintf("listen = \"inet:127.0.0.1:%d\"\nlog_level = \"warn\"\nspool_dir = %q\nmax_message_size = \"200MiB\"\nmax_encrypted_size = \"0\"\n[dns]\nresolvers = [%q]\n", port, dir, dnsAddr)
 	if cipher != "" {
 		cfg += fmt.Sprintf("[smime]\ncipher = %q\n", cipher)
 	}

@@ -65,6 +65,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		IsLocal:            cfg.IsLocal,
 		LowercaseLocalPart: cfg.DNS.LowercaseLocalPart,
 		MaxMessageSize:     int64(cfg.MaxMessageSize),
+		MaxEncryptedSize:   maxEncryptedSize(cfg),
 		MemoryThreshold:    int64(cfg.MemoryThreshold),
 		SpoolDir:           cfg.SpoolDir,
 		MessageTimeout:     time.Duration(cfg.Timeouts.Message),
@@ -155,4 +156,13 @@ func listen(cfg *config.Config) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod %s: %w", cfg.Address, err)
 	}
 	return ln, nil
+}
+
+// maxEncryptedSize maps the config's "0 = off" onto the milter's "negative =
+// off".
+func maxEncryptedSize(cfg *config.Config) int64 {
+	if *cfg.MaxEncryptedSize == 0 {
+		return -1
+	}
+	return int64(*cfg.MaxEncryptedSize)
 }
