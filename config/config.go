@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/safefile"
 	"github.com/danemilter/danemilter/smime"
 )
 
@@ -307,16 +309,20 @@ const (
 
 // Load reads, parses and validates the file at path. Errors wrap ErrInvalid
 // (for a value that parses but is not allowed) or are TOML decode errors
-// rewritten to name the file, line and key.
+// rewritten to name the file, line and key. The file, the policy map file
+// and the PKIX roots file must be owned by root or the effective user and
+// writable by nobody else, and so must the directories above them (see
+// package safefile); otherwise the error wraps a *safefile.Error.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return Parse(path, b)
 }
 
-// Parse is Load for a file already read; name is used in errors.
+// Parse is Load for a file already read; name is used in errors. The files
+// the configuration names are checked as by Load.
 func Parse(name string, b []byte) (*Config, error) {
 	var c Config
 	dec := toml.NewDecoder(bytes.NewReader(b))
@@ -362,13 +368,25 @@ func decodeError(name string, err error) error {
 type keyError struct {
 	key string
 	msg string
+	err error // the cause, for errors.Is and errors.As; may be nil
 }
 
 func (e *keyError) Error() string { return fmt.Sprintf("%v: key %q: %s", ErrInvalid, e.key, e.msg) }
-func (e *keyError) Unwrap() error { return ErrInvalid }
+func (e *keyError) Unwrap() []error {
+	if e.err != nil {
+		return []error{ErrInvalid, e.err}
+	}
+	return []error{ErrInvalid}
+}
 
 func invalid(key, format string, args ...any) error {
 	return &keyError{key: key, msg: fmt.Sprintf(format, args...)}
+}
+
+// invalidFile is invalid for a file or directory that cannot be used:
+// missing, unreadable, or failing the checks of package safefile.
+func invalidFile(key string, err error) error {
+	return &keyError{key: key, msg: err.Error(), err: err}
 }
 
 // lineOf finds the line of key ("a.b.c": key c in table [a.b], or a top-level
@@ -464,8 +482,19 @@ func (c *Config) setDefaults() error {
 		c.MemoryThreshold = c.MaxMessageSize
 	}
 	if c.SpoolDir != "" {
-		if fi, err := os.Stat(c.SpoolDir); err != nil || !fi.IsDir() {
-			return invalid("spool_dir", "%q is not a directory", c.SpoolDir)
+		// Spooled bodies are plaintext: the directory must be the daemon's
+		// alone. A missing one is made (0700) at start, so its parent must
+		// be safe to make it in.
+		err := safefile.CheckDir(c.SpoolDir)
+		if errors.Is(err, fs.ErrNotExist) {
+			if perr := safefile.CheckParent(c.SpoolDir); perr != nil {
+				err = fmt.Errorf("%q does not exist and cannot be made: %w", c.SpoolDir, perr)
+			} else {
+				err = nil
+			}
+		}
+		if err != nil {
+			return invalidFile("spool_dir", err)
 		}
 	}
 
@@ -524,13 +553,11 @@ func (c *Config) setDefaults() error {
 	}
 	c.Levels = t
 	if c.Policy.MapFile != "" {
-		f, err := os.Open(c.Policy.MapFile)
+		b, err := safefile.ReadFile(c.Policy.MapFile)
 		if err != nil {
-			return invalid("policy.map_file", "%v", err)
+			return invalidFile("policy.map_file", err)
 		}
-		err = policy.ParseMap(c.Policy.MapFile, f, t.Clone())
-		_ = f.Close() // read-only
-		if err != nil {
+		if err := policy.ParseMap(c.Policy.MapFile, bytes.NewReader(b), t.Clone()); err != nil {
 			return invalid("policy.map_file", "%v", err)
 		}
 	}
@@ -639,9 +666,9 @@ func (c *Config) setCryptoDefaults() error {
 		c.SMIME.CertDirCheckInterval = Duration(30 * time.Second)
 	}
 	if c.SMIME.PKIXRoots != "" {
-		b, err := os.ReadFile(c.SMIME.PKIXRoots)
+		b, err := safefile.ReadFile(c.SMIME.PKIXRoots)
 		if err != nil {
-			return invalid("smime.pkix_roots", "%v", err)
+			return invalidFile("smime.pkix_roots", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(b) {

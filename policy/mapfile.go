@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/danemilter/danemilter/safefile"
 )
 
 // A policy map file holds one entry a line, like a Postfix lookup table:
@@ -159,14 +161,16 @@ func (l *Live) Lookup(addr string) Match { return l.cur.Load().Lookup(addr) }
 func (l *Live) Table() *Table { return l.cur.Load() }
 
 // Reload reads the map file again if its contents changed. It reports whether
-// a new table is in force. On error the old table stays.
+// a new table is in force. On error the old table stays. A file that someone
+// other than root or the daemon's user could have written is refused with an
+// error wrapping a *safefile.Error (safefile.ErrUnsafe), whatever it holds.
 func (l *Live) Reload() (bool, error) {
 	if l.path == "" {
 		return false, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, err := os.ReadFile(l.path)
+	b, err := safefile.ReadFile(l.path)
 	if err != nil {
 		return false, fmt.Errorf("policy map: %w", err)
 	}
@@ -230,6 +234,8 @@ func (l *Live) Watch(ctx context.Context, interval time.Duration) {
 func (l *Live) ReloadAndLog(why string) {
 	changed, err := l.Reload()
 	switch {
+	case errors.Is(err, safefile.ErrUnsafe):
+		l.log.Error("policy map file may have been written by someone else (owner or mode); keeping the last good map", "file", l.path, "trigger", why, "err", err)
 	case err != nil:
 		l.log.Error("policy map file has errors; keeping the last good map", "file", l.path, "trigger", why, "err", err)
 	case changed:

@@ -17,6 +17,7 @@ import (
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/safefile"
 	"github.com/danemilter/danemilter/smime"
 )
 
@@ -37,6 +38,11 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	levels, err := policy.NewLive(cfg.Levels, cfg.Policy.MapFile, logger)
 	if err != nil {
 		return err
+	}
+	if cfg.SpoolDir != "" { // made 0700 if missing; refused if a link or writable by others
+		if err := safefile.MakeDir(cfg.SpoolDir); err != nil {
+			return fmt.Errorf("spool_dir: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
