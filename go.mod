@@ -18,3 +18,10 @@ require (
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
 )
+
+// go-milter v0.10.1 with the fixes in third_party/go-milter/PATCHES.md: a
+// malformed packet ends its connection instead of panicking the process, a
+// panic in a session is recovered, packet size, packet timeout and connection
+// count can be bounded, and temporary accept errors are retried. Drop this
+// line once upstream has released the fixes.
+replace github.com/d--j/go-milter => ./third_party/go-milter
