@@ -133,6 +133,12 @@ func withMarker(msg []byte, marker string) []byte {
 // returns swaks's transcript and its error (non-nil for any refusal).
 func (e *env) send(t *testing.T, rcpts []string, msg []byte) (string, error) {
 	t.Helper()
+	return e.sendTo(t, e.postfix.smtp, rcpts, msg)
+}
+
+// sendTo is send through the smtpd at server.
+func (e *env) sendTo(t *testing.T, server string, rcpts []string, msg []byte) (string, error) {
+	t.Helper()
 	// --no-data-fixup sends the file as it is, so the test decides every
 	// byte: dot-stuffed (RFC 5321 §4.5.2) and ending with the "." line,
 	// whose CRLF swaks adds. (With its fix-ups swaks would add an empty line
@@ -154,7 +160,7 @@ func (e *env) send(t *testing.T, rcpts []string, msg []byte) (string, error) {
 	}
 	f.Close()
 	out, errOut, err := runErr("", 90*time.Second, mustLookPath(t, "swaks"),
-		"--server", e.postfix.smtp, "--helo", "client.local.test",
+		"--server", server, "--helo", "client.local.test",
 		"--from", sender, "--to", strings.Join(rcpts, ","),
 		"--data", "@"+f.Name(), "--no-data-fixup", "--suppress-data", "--timeout", "60")
 	return string(out) + string(errOut), err

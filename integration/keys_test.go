@@ -54,8 +54,8 @@ func TestKeysEndToEnd(t *testing.T) {
 	requirePrograms(t, "gpg", "gpgconf")
 	started := time.Now()
 	dir := t.TempDir()
-	ports := freePorts(t, 5)
-	nsdPort, unboundPort, milterPort, smtpPort, reinjectPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	ports := freePorts(t, 6)
+	nsdPort, unboundPort, milterPort, smtpPort, reinjectPort, bigPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 
 	e := &env{dir: dir, milterPort: milterPort}
 	k := &keysEnv{env: e}
@@ -133,8 +133,18 @@ func TestKeysEndToEnd(t *testing.T) {
   -o content_filter= -o mynetworks=127.0.0.0/8
   -o smtpd_recipient_restrictions=permit_mynetworks,reject -o smtpd_client_restrictions=
 `, reinjectPort)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, "", reinject)
+	// As the README recommends for encryption: queue files (cleanup) may be
+	// larger than what clients may send, by the growth of encryption. A
+	// second smtpd, with milters, takes more than the queue files may hold:
+	// what danemilter does then is testLarge's "too big" case.
+	big := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
+  -o syslog_name=postfix/big -o message_size_limit=20000000
+`, bigPort)
+	sizes := fmt.Sprintf("message_size_limit = %d\n", largeQueueLimit)
+	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, sizes, reinject, big)
 	waitTCP(t, "postfix re-injection smtpd", fmt.Sprintf("127.0.0.1:%d", reinjectPort), 20*time.Second, nil)
+	waitTCP(t, "postfix big smtpd", fmt.Sprintf("127.0.0.1:%d", bigPort), 20*time.Second, nil)
+	k.bigSMTP = fmt.Sprintf("127.0.0.1:%d", bigPort)
 	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, re-injection 127.0.0.1:%d, sink 127.0.0.1:%d",
 		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, reinjectPort, e.sink.port())
 
@@ -149,6 +159,7 @@ func TestKeysEndToEnd(t *testing.T) {
 	t.Run("both-domain-prefers-openpgp", k.testBothOpenPGP)
 	t.Run("mixed-smime-openpgp", k.testMixed)
 	t.Run("one-format-wins", k.testOneFormat)
+	t.Run("large", k.testLarge)
 
 	// Whatever reached the sink and no subtest took is a copy that should
 	// not exist.
@@ -172,6 +183,7 @@ type keysEnv struct {
 	records              map[string][]string // owner name -> zone lines
 	smimeaN, openpgpkeyN map[string]int      // owner name -> records published
 	log                  string              // danemilter's output
+	bigSMTP              string              // smtpd that takes more than the queue may hold
 }
 
 // requirePrograms is requireEnvironment for programs only this test needs.
@@ -197,6 +209,7 @@ listen = "inet:127.0.0.1:%d"
 local_domains = ["local.test"]
 log_level = "debug"
 spool_dir = %q
+max_encrypted_size = "%d"
 
 [dns]
 resolvers = [%q]
@@ -225,7 +238,7 @@ prefer = "smime"
 [reinject]
 address = %q
 helo = "danemilter.local.test"
-`, milterPort, dir, resolver, certDir, roots, reinjectAddr), 0o644)
+`, milterPort, dir, largeQueueLimit, resolver, certDir, roots, reinjectAddr), 0o644)
 	return path
 }
 

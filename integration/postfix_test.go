@@ -84,11 +84,17 @@ milter_connect_timeout = 5s
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
+# What SMTP clients may send: the client-facing smtpd's message_size_limit
+# (master.cf -o), apart from main.cf's message_size_limit, which cleanup
+# applies to queue files and so to encrypted copies (README, "Large
+# messages"). Both are Postfix's default unless a test raises them.
+test_client_message_size_limit = 10240000
 `, p.confDir, queueDir, filepath.Join(dir, "data"), p.maillog, dir, sinkPort, milterPort) + extraMain
 	// chroot "n" everywhere: the queue directory of a temporary instance
 	// is no chroot jail (no /etc/services, resolv.conf, ... copied in).
 	master := fmt.Sprintf(`# service type  private unpriv  chroot  wakeup  maxproc command + args
 127.0.0.1:%d inet n    -       n       -       -       smtpd
+  -o message_size_limit=$test_client_message_size_limit
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
