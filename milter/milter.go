@@ -91,6 +91,24 @@ type Options struct {
 	// PGP/MIME-encrypted entities and hides the outer Subject (RFC 9788).
 	ProtectHeaders bool
 	Now            func() time.Time
+
+	// Limits against a broken or hostile peer on the milter socket (README
+	// "Limits and hostile peers"). MaxPacketSize is the largest milter
+	// packet read (default 1 MiB, at most 512 MiB); a packet announcing
+	// more ends its connection before anything is allocated. MaxConnections
+	// is the most connections at once (default 512); more are closed as soon
+	// as they are accepted. IdleTimeout bounds the wait for the MTA's next
+	// packet (default 6m), PacketTimeout the rest of a packet once its length
+	// has arrived (default 30s). MemoryBudget is the memory all in-memory
+	// bodies may hold together (default 64 MiB); past it, bodies are
+	// spooled to files.
+	MaxPacketSize  int64
+	MaxConnections int
+	IdleTimeout    time.Duration
+	PacketTimeout  time.Duration
+	MemoryBudget   int64
+
+	budget *memBudget
 }
 
 func (o *Options) defaults() {
@@ -121,6 +139,21 @@ func (o *Options) defaults() {
 	if o.Prefer == nil {
 		o.Prefer = func(string) Format { return FormatSMIME }
 	}
+	if o.MaxPacketSize <= 0 {
+		o.MaxPacketSize = 1 << 20
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 512
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 6 * time.Minute
+	}
+	if o.PacketTimeout <= 0 {
+		o.PacketTimeout = 30 * time.Second
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = 64 << 20
+	}
 }
 
 // NewServer returns a go-milter server whose connections are handled by
@@ -129,16 +162,25 @@ func NewServer(opts Options) (*milter.Server, error) {
 	if opts.Resolver == nil || opts.Levels == nil {
 		return nil, errors.New("milter: Options.Resolver and Options.Levels are required")
 	}
+	if opts.MaxPacketSize > 512<<20 {
+		return nil, errors.New("milter: Options.MaxPacketSize is over 512 MiB")
+	}
 	opts.defaults()
+	opts.budget = newMemBudget(opts.MemoryBudget)
 	return milter.NewServer(
-		milter.WithMilter(func() milter.Milter { return &handler{opts: &opts} }),
+		milter.WithMilter(func() milter.Milter { return &ordered{handler: &handler{opts: &opts}} }),
 		// We need envelope, headers and body; not the connection data.
 		milter.WithProtocols(milter.OptNoConnect|milter.OptNoHelo|milter.OptNoUnknown|milter.OptNoData|milter.OptHeaderLeadingSpace),
 		milter.WithActions(milter.OptAddHeader|milter.OptChangeHeader|milter.OptChangeBody|milter.OptRemoveRcpt),
 		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithMacroRequest(milter.StageRcpt, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
-		milter.WithReadTimeout(10*time.Minute),
+		// A malformed packet, one over MaxPacketSize or one that stalls ends
+		// its connection; the MTA then applies milter_default_action.
+		milter.WithMaxPacketSize(uint32(opts.MaxPacketSize)),
+		milter.WithMaxConnections(opts.MaxConnections),
+		milter.WithReadTimeout(opts.IdleTimeout),
+		milter.WithPacketTimeout(opts.PacketTimeout),
 		milter.WithWriteTimeout(time.Minute),
 	), nil
 }
@@ -202,7 +244,7 @@ func (h *handler) begin() {
 	h.start = time.Now()
 	h.ctx, h.cancel = context.WithTimeout(context.Background(), h.opts.MessageTimeout)
 	h.rcptWaitLeft = h.opts.RcptWait
-	h.body = &spool{dir: h.opts.SpoolDir, threshold: h.opts.MemoryThreshold, limit: h.opts.MaxMessageSize}
+	h.body = &spool{dir: h.opts.SpoolDir, threshold: h.opts.MemoryThreshold, limit: h.opts.MaxMessageSize, budget: h.opts.budget}
 }
 
 func (h *handler) reset() {
@@ -228,6 +270,100 @@ func (h *handler) guard(stage string, resp **milter.Response, err *error) {
 		h.opts.Logger.Error("panic in milter callback; message deferred", "stage", stage, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		*resp, *err = tempFail()
 	}
+}
+
+// stage is how far the current message has come in the milter protocol.
+type stage int
+
+const (
+	stageNone   stage = iota // no message: before MAIL FROM, after end of message or abort
+	stageMail                // MAIL FROM
+	stageRcpt                // RCPT TO
+	stageHeader              // a header field
+	stageEOH                 // end of headers
+	stageBody                // a body chunk
+)
+
+var stageNames = [...]string{"none", "mail", "rcpt", "header", "eoh", "body"}
+
+func (s stage) String() string { return stageNames[s] }
+
+// ordered is the milter go-milter drives: it passes each command on to the
+// handler only in the order of the milter protocol (MAIL FROM, RCPT TO...,
+// header fields, end of headers, body chunks, end of message) and answers a
+// command out of that order with a temporary failure. A broken MTA must never
+// get "accept, unchanged" for a message danemilter has not seen whole, such
+// as an end of message without MAIL FROM, or a header after the body.
+type ordered struct {
+	*handler
+	stage stage
+}
+
+// allowed checks the command against the stages it may follow and moves
+// the message on; out of order, it logs and ends the message.
+func (o *ordered) allowed(cmd string, next stage, after ...stage) bool {
+	for _, a := range after {
+		if o.stage == a {
+			o.stage = next
+			return true
+		}
+	}
+	o.opts.Logger.Warn("milter command out of order; answered with a temporary failure", "command", cmd, "after", o.stage.String())
+	o.stage = stageNone
+	o.reset()
+	return false
+}
+
+func (o *ordered) NewConnection(m milter.Modifier) error {
+	o.stage = stageNone
+	return o.handler.NewConnection(m)
+}
+
+func (o *ordered) MailFrom(from string, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+	// MAIL FROM starts a message whatever came before (go-milter sends an
+	// abort first when the MTA did not).
+	o.stage = stageMail
+	return o.handler.MailFrom(from, esmtpArgs, m)
+}
+
+func (o *ordered) RcptTo(addr string, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
+	if !o.allowed("rcpt", stageRcpt, stageMail, stageRcpt) {
+		return tempFail()
+	}
+	return o.handler.RcptTo(addr, esmtpArgs, m)
+}
+
+func (o *ordered) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
+	if !o.allowed("header", stageHeader, stageRcpt, stageHeader) {
+		return tempFail()
+	}
+	return o.handler.Header(name, value, m)
+}
+
+func (o *ordered) Headers(m milter.Modifier) (*milter.Response, error) {
+	if !o.allowed("eoh", stageEOH, stageRcpt, stageHeader) {
+		return tempFail()
+	}
+	return o.handler.Headers(m)
+}
+
+func (o *ordered) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
+	if !o.allowed("body", stageBody, stageEOH, stageBody) {
+		return tempFail()
+	}
+	return o.handler.BodyChunk(chunk, m)
+}
+
+func (o *ordered) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
+	if !o.allowed("eom", stageNone, stageEOH, stageBody) {
+		return tempFail()
+	}
+	return o.handler.EndOfMessage(m)
+}
+
+func (o *ordered) Abort(m milter.Modifier) error {
+	o.stage = stageNone
+	return o.handler.Abort(m)
 }
 
 func (h *handler) MailFrom(from string, _ string, m milter.Modifier) (resp *milter.Response, err error) {
