@@ -15,6 +15,41 @@
 // failure (4.x.x), so the MTA keeps the message and retries rather than
 // passing it in clear. Panics in a callback are recovered and answered the
 // same way. [Simulate] plays an MTA for tests and the demo.
+//
+// # What the MTAs accept at end of message
+//
+// The replies to end of message follow the rules of both MTAs' milter
+// clients (Postfix 3.7 src/milter/milter8.c, milter8_event; Sendmail 8.17
+// sendmail/milter.c, milter_data and MILTER_CHECK_REPLYCODE), and
+// [StrictDialer] enforces them in every test that plays an MTA:
+//
+//   - Modification requests (header changes, recipient removal, body
+//     replacement) only in reply to end of message; at any other stage
+//     Postfix logs "unexpected filter response" and applies
+//     milter_default_action.
+//   - Body replacement packets are contiguous: once the first one is sent,
+//     Postfix takes any other packet, a progress notification included, as
+//     the end of the body and refuses a further replacement packet ("body
+//     replacement requests can't currently be mixed with other requests",
+//     451 4.3.5 to the client). So header changes and recipient removals
+//     come first, then the body, then the final reply, and progress is sent
+//     only before the body starts (each body packet resets the MTA's
+//     milter_content_timeout by itself). Sendmail is laxer (it appends
+//     every body packet to the replacement file) but needs the SMFIF_CHGBODY
+//     action negotiated, or it tempfails the message.
+//   - Body packets are at most 65,535 bytes (Sendmail's classic
+//     MILTER_CHUNK_SIZE; Postfix takes up to INT_MAX/2).
+//   - Data-less replies (continue, accept, reject, tempfail, progress) carry
+//     no data; every string of a modification is NUL-terminated.
+//   - A reply code is "4xx" or "5xx", a space or "-", and an enhanced status
+//     code of the same class; Sendmail also replaces a text with a single
+//     '%' by "554 5.7.1 Command rejected".
+//   - Nothing is sent after the final reply.
+//
+// The encrypted copy is stored by the MTA: Postfix's cleanup refuses a queue
+// file over message_size_limit ("552 5.3.4 Error: message file too big"), so
+// the handler bounds each copy's encrypted size first and refuses a message
+// that cannot fit before any copy leaves (Options.MaxEncryptedSize).
 package milter
 
 import (

@@ -275,9 +275,10 @@ func indexNUL(b []byte) int {
 	return -1
 }
 
-// validReplyCode is Postfix's check of SMFIR_REPLYCODE text: "4xx " or "5xx "
-// (or "-" for a multi-line reply), an enhanced status code, if any, of the
-// same class, NUL-terminated.
+// validReplyCode is Postfix's check of SMFIR_REPLYCODE text (milter8.c):
+// "4xx " or "5xx " (or "-" for a multi-line reply), an enhanced status code,
+// if any, of the same class, NUL-terminated; and Sendmail's: no other NUL,
+// no single '%'.
 func validReplyCode(data []byte) bool {
 	if len(data) < 5 || data[len(data)-1] != 0 {
 		return false
@@ -287,5 +288,20 @@ func validReplyCode(data []byte) bool {
 	if (s[0] != '4' && s[0] != '5') || !digit(s[1]) || !digit(s[2]) || (s[3] != ' ' && s[3] != '-') {
 		return false
 	}
-	return !digit(s[4]) || s[4] == s[0]
+	if digit(s[4]) && s[4] != s[0] {
+		return false
+	}
+	// Sendmail (milter.c MILTER_CHECK_REPLYCODE): one string, and every
+	// '%' doubled, else it answers "554 5.7.1 Command rejected" instead.
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == 0:
+			return false
+		case s[i] == '%' && (i+1 == len(s) || s[i+1] != '%'):
+			return false
+		case s[i] == '%':
+			i++
+		}
+	}
+	return true
 }

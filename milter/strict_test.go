@@ -58,6 +58,8 @@ func TestStrictConn(t *testing.T) {
 		{"header without NUL", eom, [][]byte{optneg(allActions), pkt('c'), pkt('h', "X-A\x00v")}, "malformed header"},
 		{"reply code good", eom, [][]byte{optneg(allActions), pkt('c'), pkt('y', "451 4.7.5 try later\x00")}, ""},
 		{"reply code class mismatch", eom, [][]byte{optneg(allActions), pkt('c'), pkt('y', "451 5.7.5 try later\x00")}, "malformed reply"},
+		{"reply code with a single percent", eom, [][]byte{optneg(allActions), pkt('c'), pkt('y', "451 4.7.5 100% busy\x00")}, "malformed reply"},
+		{"reply code with a doubled percent", eom, [][]byte{optneg(allActions), pkt('c'), pkt('y', "451 4.7.5 100%% busy\x00")}, ""},
 		{"reply code 2xx", eom, [][]byte{optneg(allActions), pkt('c'), pkt('y', "250 ok\x00")}, "malformed reply"},
 		{"unsolicited reply", [][]byte{optneg(allActions)}, [][]byte{optneg(allActions), pkt('c')}, "without a command"},
 		{"unknown reply", eom, [][]byte{optneg(allActions), pkt('c'), pkt('Z')}, "unknown filter reply"},
