@@ -70,6 +70,7 @@ type Config struct {
 
 	DNS      DNS      `toml:"dns"`
 	Timeouts Timeouts `toml:"timeouts"`
+	Limits   Limits   `toml:"limits"`
 	Policy   Policy   `toml:"policy"`
 	Exempt   Exempt   `toml:"exempt"`
 	Reinject Reinject `toml:"reinject"`
@@ -202,6 +203,34 @@ type Timeouts struct {
 	// longer goes on, and is decided at end of message. Default 1s; "0s"
 	// decides at RCPT TO only from the cache.
 	Rcpt *Duration `toml:"rcpt"`
+	// Idle bounds the wait for the MTA's next milter packet; past it the
+	// connection is closed. Default 6m, above Postfix's smtpd_timeout (300s)
+	// so that Postfix gives up on a silent client first.
+	Idle Duration `toml:"idle"`
+	// Packet bounds the rest of a milter packet once its length has
+	// arrived. Default 30s, Postfix's milter_command_timeout: Postfix writes
+	// a packet at once and gives up on the reply after that long anyway.
+	Packet Duration `toml:"packet"`
+}
+
+// Limits bound what one peer on the milter socket, or all of them together,
+// can make the daemon hold.
+type Limits struct {
+	// MaxPacket is the largest milter packet read. A packet announcing more
+	// ends its connection before anything is allocated (the MTA then applies
+	// milter_default_action). Default 1MiB: the largest body chunk an MTA
+	// may negotiate (SMFIP_MDS_1M); Postfix sends at most 64 KiB chunks and
+	// header packets up to header_size_limit (100 KiB). At least 1MiB, at
+	// most 512MiB.
+	MaxPacket ByteSize `toml:"max_packet"`
+	// MaxConnections is the most milter connections at once; more are
+	// closed as soon as they are accepted, with a warning in the log.
+	// Default 512.
+	MaxConnections int `toml:"max_connections"`
+	// MemoryBudget is the memory the in-memory bodies (memory_threshold
+	// each) of all connections may hold together; past it, bodies are
+	// spooled to files. Default 64MiB; not below memory_threshold.
+	MemoryBudget ByteSize `toml:"memory_budget"`
 }
 
 // Policy is the per-recipient encryption policy.
@@ -305,6 +334,15 @@ const (
 	DefaultRcptTimeout      = time.Second
 	DefaultReinjectTimeout  = 60 * time.Second
 	DefaultMapInterval      = 5 * time.Second
+)
+
+// Defaults of [limits], timeouts.idle and timeouts.packet.
+const (
+	DefaultIdleTimeout    = 6 * time.Minute
+	DefaultPacketTimeout  = 30 * time.Second
+	DefaultMaxPacket      = 1 << 20
+	DefaultMaxConnections = 512
+	DefaultMemoryBudget   = 64 << 20
 )
 
 // Load reads, parses and validates the file at path. Errors wrap ErrInvalid
@@ -587,6 +625,9 @@ func (c *Config) setDefaults() error {
 	if err := c.setCryptoDefaults(); err != nil {
 		return err
 	}
+	if err := c.setLimitDefaults(); err != nil {
+		return err
+	}
 	if c.Reinject.Helo == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
@@ -699,6 +740,42 @@ func (c *Config) setCryptoDefaults() error {
 			d = "." + d
 		}
 		c.formatDomains[d] = v
+	}
+	return nil
+}
+
+// setLimitDefaults fills in and checks [limits], timeouts.idle and
+// timeouts.packet.
+func (c *Config) setLimitDefaults() error {
+	if c.Limits.MaxPacket == 0 {
+		c.Limits.MaxPacket = DefaultMaxPacket
+	}
+	if c.Limits.MaxPacket < 1<<20 || c.Limits.MaxPacket > 512<<20 {
+		return invalid("limits.max_packet", "want 1MiB to 512MiB (an MTA may send body chunks of up to 1 MiB), got %d", int64(c.Limits.MaxPacket))
+	}
+	if c.Limits.MaxConnections == 0 {
+		c.Limits.MaxConnections = DefaultMaxConnections
+	}
+	if c.Limits.MaxConnections < 0 {
+		return invalid("limits.max_connections", "must not be negative")
+	}
+	if c.Limits.MemoryBudget == 0 {
+		c.Limits.MemoryBudget = DefaultMemoryBudget
+	}
+	if c.Limits.MemoryBudget < c.MemoryThreshold {
+		return invalid("limits.memory_budget", "%d is less than memory_threshold (%d): not even one body would fit", int64(c.Limits.MemoryBudget), int64(c.MemoryThreshold))
+	}
+	if c.Timeouts.Idle == 0 {
+		c.Timeouts.Idle = Duration(DefaultIdleTimeout)
+	}
+	if c.Timeouts.Packet == 0 {
+		c.Timeouts.Packet = Duration(DefaultPacketTimeout)
+	}
+	if c.Timeouts.Idle < Duration(time.Second) {
+		return invalid("timeouts.idle", "%s is too short: the MTA's next command comes as slowly as its SMTP client (Postfix smtpd_timeout: 300s)", time.Duration(c.Timeouts.Idle))
+	}
+	if c.Timeouts.Packet < Duration(time.Second) {
+		return invalid("timeouts.packet", "%s is too short; want at least 1s", time.Duration(c.Timeouts.Packet))
 	}
 	return nil
 }

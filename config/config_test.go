@@ -97,6 +97,15 @@ func TestErrors(t *testing.T) {
 		{"reinject bad port", "[reinject]\naddress = \"127.0.0.1:0\"\n", []string{"reinject.address", "bad port"}},
 		{"spool dir missing", "spool_dir = \"/nonexistent/dir\"\n", []string{"spool_dir"}},
 		{"bad local domain", "local_domains = [\"a b\"]\n", []string{"local_domains", "entry 1"}},
+		{"max_packet too small", "[limits]\nmax_packet = \"64KiB\"\n", []string{"t.toml:2", "limits.max_packet", "1MiB"}},
+		{"max_packet too large", "[limits]\nmax_packet = \"1GiB\"\n", []string{"t.toml:2", "limits.max_packet", "512MiB"}},
+		{"max_packet not a size", "[limits]\nmax_packet = \"big\"\n", []string{"t.toml:2", "max_packet", "size"}},
+		{"max_connections negative", "[limits]\nmax_connections = -1\n", []string{"t.toml:2", "limits.max_connections"}},
+		{"memory_budget below memory_threshold", "memory_threshold = \"4MiB\"\n[limits]\nmemory_budget = \"1MiB\"\n", []string{"t.toml:3", "limits.memory_budget", "memory_threshold"}},
+		{"unknown limits key", "[limits]\nmax_conections = 5\n", []string{"t.toml:2", `unknown key "limits.max_conections"`}},
+		{"idle too short", "[timeouts]\nidle = \"100ms\"\n", []string{"t.toml:2", "timeouts.idle", "smtpd_timeout"}},
+		{"packet too short", "[timeouts]\npacket = \"10ms\"\n", []string{"t.toml:2", "timeouts.packet"}},
+		{"idle negative", "[timeouts]\nidle = \"-1s\"\n", []string{"t.toml:2", "idle", "negative"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,5 +263,34 @@ func TestCryptoKeys(t *testing.T) {
 		if _, err := Parse("t", []byte(bad.in)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: err %v, want %q", bad.in, err, bad.want)
 		}
+	}
+}
+
+// TestLimitKeys: [limits], timeouts.idle and timeouts.packet have the
+// documented defaults, the sample config states them, and values in range
+// are taken.
+func TestLimitKeys(t *testing.T) {
+	d, err := Parse("empty", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Limits.MaxPacket != 1<<20 || d.Limits.MaxConnections != 512 || d.Limits.MemoryBudget != 64<<20 ||
+		time.Duration(d.Timeouts.Idle) != 6*time.Minute || time.Duration(d.Timeouts.Packet) != 30*time.Second {
+		t.Errorf("defaults: %+v %+v", d.Limits, d.Timeouts)
+	}
+	s, err := Load(filepath.Join("..", "deploy", "danemilter.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Limits != d.Limits || s.Timeouts.Idle != d.Timeouts.Idle || s.Timeouts.Packet != d.Timeouts.Packet {
+		t.Errorf("sample %+v %v %v, defaults %+v %v %v", s.Limits, s.Timeouts.Idle, s.Timeouts.Packet, d.Limits, d.Timeouts.Idle, d.Timeouts.Packet)
+	}
+	c, err := Parse("t", []byte("memory_threshold = \"256KiB\"\n[timeouts]\nidle = \"1h\"\npacket = \"5s\"\n[limits]\nmax_packet = \"2MiB\"\nmax_connections = 20\nmemory_budget = \"256KiB\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits != (Limits{MaxPacket: 2 << 20, MaxConnections: 20, MemoryBudget: 256 << 10}) ||
+		time.Duration(c.Timeouts.Idle) != time.Hour || time.Duration(c.Timeouts.Packet) != 5*time.Second {
+		t.Errorf("got %+v %+v", c.Limits, c.Timeouts)
 	}
 }
