@@ -843,15 +843,17 @@ func (b *byteStats) Write(p []byte) (int, error) {
 
 // random reports whether the octets could be ciphertext. Ciphertext is
 // indistinguishable from uniformly random octets, of which 98 in 256 (38%)
-// are printable ASCII, tab, CR or LF; text is nearly all of them. From 32
+// are printable ASCII, tab, CR or LF; text is nearly all of them. From 16
 // octets on, 90% printable is refused: for random octets the chance is
-// below 10^-9 at 32 octets and vanishes as the length grows. From 4096
+// about 10^-5 at 16 octets (the least AES-CBC gives, for an empty
+// content, which no MIME entity is), below 10^-9 from 32 on, and vanishes
+// as the length grows. From 4096
 // octets on, a chi-square test over the 256 octet values also refuses
 // skewed distributions that are not text (compressed-looking, UTF-16):
 // the threshold, 526 with 255 degrees of freedom, lies about 9 standard
 // deviations (Wilson-Hilferty) above what random octets give.
 func (b *byteStats) random() bool {
-	if b.n < 32 {
+	if b.n < 16 {
 		return true
 	}
 	printable := b.count['\t'] + b.count['\r'] + b.count['\n']

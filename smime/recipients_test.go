@@ -372,9 +372,11 @@ func TestByteStats(t *testing.T) {
 		in   []byte
 		want bool
 	}{
-		{"short text", []byte("too short to judge"), true},
+		{"short text", []byte("too short"), true},
+		{"16 octets of text", []byte("password hunter2"), false},
 		{"text", []byte(strings.Repeat("plain text, line after line\r\n", 10)), false},
 		{"random 32", randomBytes(32, 1), true},
+		{"random 16", randomBytes(16, 1), true},
 		{"random 1 MiB", randomBytes(1<<20, 2), true},
 		{"zeros", make([]byte, 8192), false},
 		{"UTF-16 text", []byte(strings.Repeat("p\x00l\x00a\x00i\x00n\x00 \x00", 1000)), false},
