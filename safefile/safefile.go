@@ -127,7 +127,7 @@ func CheckDir(name string) error {
 		return err
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		target, _ := filepath.EvalSymlinks(name)
+		target, _ := os.Readlink(name)
 		return &Error{File: name, Path: name, Problem: fmt.Sprintf("is a symbolic link (to %q); name the directory itself", target)}
 	}
 	if !fi.IsDir() {

@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -90,7 +91,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "check-config":
-		fmt.Fprintf(stdout, "# %s: configuration is valid; effective values:\n%s", *cfgPath, cfg)
+		// Load has checked the owner and mode of every file and directory
+		// named (package safefile); a missing spool_dir is made at start.
+		fmt.Fprintf(stdout, "# %s: configuration is valid; effective values:\n", *cfgPath)
+		if cfg.SpoolDir != "" {
+			if _, err := os.Lstat(cfg.SpoolDir); errors.Is(err, os.ErrNotExist) {
+				fmt.Fprintf(stdout, "# spool_dir %s does not exist yet; serve makes it with mode 0700\n", cfg.SpoolDir)
+			}
+		}
+		fmt.Fprint(stdout, cfg)
 		return 0
 	case "lookup":
 		if fs.NArg() != 1 {
