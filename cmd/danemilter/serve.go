@@ -76,6 +76,11 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		SpoolDir:           cfg.SpoolDir,
 		MessageTimeout:     time.Duration(cfg.Timeouts.Message),
 		DryRun:             cfg.DryRun,
+		MaxPacketSize:      int64(cfg.Limits.MaxPacket),
+		MaxConnections:     cfg.Limits.MaxConnections,
+		MemoryBudget:       int64(cfg.Limits.MemoryBudget),
+		IdleTimeout:        time.Duration(cfg.Timeouts.Idle),
+		PacketTimeout:      time.Duration(cfg.Timeouts.Packet),
 	})
 	if err != nil {
 		return err
@@ -86,6 +91,12 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	}
 	logger.Info("listening", "version", version, "listen", cfg.Listen, "resolvers", cfg.DNS.Resolvers, "default_policy", cfg.Levels.Default().String(),
 		"policy_entries", levels.Table().Len(), "cipher", cfg.Cipher.String(), "openpgp", *cfg.OpenPGP.Enabled, "cert_dir", cfg.SMIME.CertDir, "map_file", cfg.Policy.MapFile, "local_domains", cfg.LocalDomains, "reinject", cfg.ReinjectAddress, "dry_run", cfg.DryRun)
+
+	// go-milter reports malformed packets, limits hit, accept errors and
+	// recovered panics through this hook; they go to our log.
+	gomilter.LogWarning = func(format string, v ...any) {
+		logger.Warn("milter connection: " + fmt.Sprintf(format, v...))
+	}
 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
