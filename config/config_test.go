@@ -12,7 +12,7 @@ import (
 )
 
 func TestSampleConfigLoads(t *testing.T) {
-	c, err := Load(filepath.Join("..", "deploy", "danemilter.toml"))
+	c, err := Load(sampleConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestLimitKeys(t *testing.T) {
 		time.Duration(d.Timeouts.Idle) != 6*time.Minute || time.Duration(d.Timeouts.Packet) != 30*time.Second {
 		t.Errorf("defaults: %+v %+v", d.Limits, d.Timeouts)
 	}
-	s, err := Load(filepath.Join("..", "deploy", "danemilter.toml"))
+	s, err := Load(sampleConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}

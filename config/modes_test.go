@@ -172,3 +172,18 @@ func writeMode(t *testing.T, path, content string, mode fs.FileMode) {
 	}
 	mustChmod(t, path, mode)
 }
+
+// sampleConfig copies deploy/danemilter.toml into the test's own directory
+// with mode 0644, so that the file checks judge the sample and not the
+// umask or owner of the checkout (git archive writes 0664, a CI checkout may
+// belong to another user than the one running the tests).
+func sampleConfig(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "danemilter.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "danemilter.toml")
+	writeMode(t, path, string(b), 0o644)
+	return path
+}
