@@ -1,16 +1,12 @@
 package milter
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
 	"slices"
 	"strings"
 	"sync"
@@ -159,56 +155,47 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	}
 
 	leadSpace := m.Protocol()&milter.OptHeaderLeadingSpace != 0
-	ctype := h.headerValue("Content-Type", leadSpace)
-	if smime.IsEncrypted(ctype) {
-		if h.bodyLooksEncrypted(ctype) {
-			log.Info("message", "action", "pass", "reason", "already encrypted", "from", h.from, "recipients", len(h.rcpts))
-			return milter.RespAccept, nil
-		}
-		// The label claims encryption the body does not show: treat the
-		// message as the plaintext it is, so that the label cannot be
-		// used to slip past a recipient's "encrypt" policy.
-		log.Warn("Content-Type says encrypted but the body is not; treating it as plaintext", "from", h.from, "content_type", ctype)
+	vs := make([]verdict, len(h.rcpts))
+	for i, r := range h.rcpts {
+		vs[i] = h.evaluate(r)
 	}
-
-	var prs []policy.Recipient
-	var details, would []string
-	for _, r := range h.rcpts {
-		var d policy.Decision
-		var outcome policy.Outcome
-		select {
-		case <-r.done:
-			outcome = r.outcome()
-		default:
-			outcome = policy.Indeterminate
-		}
-		switch {
-		case r.local:
-			d = policy.Decision{Action: policy.Plain, Reason: "local recipient"}
-			details = append(details, r.addr+"=local")
-		case r.exempt != "":
-			d = policy.Decision{Action: policy.Plain, Reason: "exempt"}
-			details = append(details, fmt.Sprintf("%s=plain(exempt %s)", r.addr, r.exempt))
-		case r.match.Level == policy.LevelNone:
-			d = policy.Decide(policy.LevelNone, outcome)
-			details = append(details, r.addr+"=plain(policy none)")
-		default:
-			d = policy.Decide(r.match.Level, outcome)
-			if r.match.DryRun && !h.opts.DryRun {
-				// Per-entry dry run: say what would happen, then treat
-				// the recipient as plaintext and never refuse it.
-				would = append(would, d.Action.String())
-				details = append(details, "dry-run:"+h.describe(r, outcome, d))
-				d = policy.Decision{Action: policy.Plain, Reason: "dry run"}
-			} else {
-				details = append(details, h.describe(r, outcome, d))
+	// A body labelled encrypted passes untouched only when its encryption
+	// demonstrably includes a usable key of every recipient it would
+	// otherwise be encrypted to (README "Already-encrypted mail"); else it
+	// is encrypted like any other message, again if it was already.
+	sealedAll := false
+	if ctype := h.headerValue("Content-Type", leadSpace); smime.IsEncrypted(ctype) && anyEncrypt(vs) {
+		seal, err := h.inspectEncrypted(ctype)
+		if err != nil {
+			log.Warn("Content-Type says encrypted but the body is not one complete encrypted message; encrypting it like any other",
+				"from", h.from, "content_type", clip(ctype, 200), "err", err)
+		} else if missing := seal.missing(vs, h.opts.Now()); len(missing) > 0 {
+			log.Info("already encrypted, but not to every recipient's key; encrypting it again", "from", h.from,
+				"format", seal.format(), "without_key", summarizeAddrs(missing))
+		} else {
+			sealedAll = true
+			for i := range vs {
+				if vs[i].d.Action == policy.Encrypt {
+					vs[i].d = policy.Decision{Action: policy.Plain, Reason: "already encrypted to the recipient's key"}
+					vs[i].label = "already-encrypted"
+				}
 			}
 		}
-		prs = append(prs, policy.Recipient{Address: r.addr, Local: r.local, Decision: d})
+	}
+	prs := make([]policy.Recipient, len(vs))
+	var would []string
+	for i, v := range vs {
+		prs[i] = policy.Recipient{Address: v.r.addr, Local: v.r.local, Decision: v.d}
+		if v.would != "" {
+			would = append(would, v.would)
+		}
 	}
 	plan := policy.Combine(prs, h.opts.Reinjector != nil)
+	if sealedAll && plan.Action == policy.Plain {
+		plan.Reason = "already encrypted to every recipient's key"
+	}
 	size := h.body.Size()
-	attrs := []any{"from", h.from, "size", size, "recipients", strings.Join(details, " ")}
+	attrs := []any{"from", h.from, "size", size, "rcpt_count", len(vs), "recipients", h.summarize(vs)}
 
 	if (plan.Action == policy.Encrypt || plan.Action == policy.Split) && (h.body.overflow || h.headersOverflow || h.headerBytes+size > h.opts.MaxMessageSize) {
 		plan = policy.Plan{Action: policy.Reject, Code: 552, Status: "5.3.4", Reason: "message too big for the encryption gateway"}
@@ -613,10 +600,17 @@ func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder
 	}
 }
 
-// describe renders one recipient's lookups and decision for the log line.
-func (h *handler) describe(r *rcpt, o policy.Outcome, d policy.Decision) string {
+// describe renders one recipient's lookups and decision for a log line.
+func (h *handler) describe(r *rcpt, _ policy.Outcome, d policy.Decision) string {
+	return clip(h.describeAs(r, d.Action.String()), maxDetail)
+}
+
+// describeAs renders one recipient's lookups for a log line, with label
+// for what happens to it. Rejected records are named up to maxSkipped per
+// lookup, then counted.
+func (h *handler) describeAs(r *rcpt, label string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s=%s(level=%s", r.addr, d.Action, r.match.Level)
+	fmt.Fprintf(&b, "%s=%s(level=%s", r.addr, label, r.match.Level)
 	select {
 	case <-r.done:
 	default:
@@ -635,8 +629,12 @@ func (h *handler) describe(r *rcpt, o policy.Outcome, d policy.Decision) string 
 		}
 		if res.Status == dane.StatusSecure {
 			fmt.Fprintf(&b, ",%susable=%d", prefix, usable)
-			for _, rj := range rejected {
-				fmt.Fprintf(&b, ",%sskipped=%q", prefix, rj)
+			for i, rj := range rejected {
+				if i == maxSkipped {
+					fmt.Fprintf(&b, ",%sskipped_more=%d", prefix, len(rejected)-maxSkipped)
+					break
+				}
+				fmt.Fprintf(&b, ",%sskipped=%q", prefix, clip(rj, 200))
 			}
 		}
 		if (res.Status == dane.StatusIndeterminate || res.Status == dane.StatusBogus) && res.Err != nil {
@@ -682,189 +680,233 @@ func (h *handler) certificates(addrs []string) []*x509.Certificate {
 	return certs
 }
 
-// bodyLooksEncrypted checks that a message labelled encrypted is what the
-// label promises, all of it, so that a label cannot carry plaintext past an
-// "encrypt" policy:
-//   - application/pkcs7-mime: the whole body is base64 of exactly one DER
-//     ContentInfo of type EnvelopedData or AuthEnvelopedData (RFC 5652 §6.1,
-//     RFC 5083), nothing after it;
-//   - multipart/encrypted: exactly two body parts (RFC 3156 §4), the first
-//     application/pgp-encrypted, the second holding one armored OpenPGP
-//     message and nothing else.
+// verdict is one recipient's decision at end of message.
+type verdict struct {
+	r       *rcpt
+	outcome policy.Outcome
+	d       policy.Decision // what happens to the recipient
+	label   string          // for the log: the action, or local, exempt, already-encrypted
+	would   string          // per-entry dry run: the action that would have been taken
+}
+
+// evaluate decides for one recipient whose lookups have finished or been
+// given up on.
+func (h *handler) evaluate(r *rcpt) verdict {
+	v := verdict{r: r, outcome: policy.Indeterminate}
+	select {
+	case <-r.done:
+		v.outcome = r.outcome()
+	default:
+	}
+	switch {
+	case r.local:
+		v.d, v.label = policy.Decision{Action: policy.Plain, Reason: "local recipient"}, "local"
+	case r.exempt != "":
+		v.d, v.label = policy.Decision{Action: policy.Plain, Reason: "exempt"}, "exempt"
+	case r.match.Level == policy.LevelNone:
+		v.d, v.label = policy.Decide(policy.LevelNone, v.outcome), "plain"
+	default:
+		v.d = policy.Decide(r.match.Level, v.outcome)
+		v.label = v.d.Action.String()
+		if r.match.DryRun && !h.opts.DryRun {
+			// Per-entry dry run: say what would happen, then treat the
+			// recipient as plaintext and never refuse it.
+			v.would = v.d.Action.String()
+			v.d, v.label = policy.Decision{Action: policy.Plain, Reason: "dry run"}, "dry-run"
+		}
+	}
+	return v
+}
+
+// detail renders one recipient for the log line.
+func (h *handler) detail(v verdict) string {
+	r := v.r
+	switch {
+	case r.local:
+		return r.addr + "=local"
+	case r.exempt != "":
+		return fmt.Sprintf("%s=plain(exempt %s)", r.addr, r.exempt)
+	case r.match.Level == policy.LevelNone:
+		return r.addr + "=plain(policy none)"
+	case v.would != "":
+		return "dry-run:" + h.describeAs(r, v.would)
+	}
+	return h.describeAs(r, v.label)
+}
+
+// Bounds of the per-message log line, whatever the number of recipients
+// and of the records each one's zone publishes.
+const (
+	maxLoggedRecipients = 50   // recipients described one by one
+	maxDetail           = 1024 // octets of one recipient's description
+	maxSkipped          = 5    // rejected records named per lookup
+	maxLoggedAddrs      = 10   // addresses listed in other log lines
+)
+
+// summarize renders the recipients for the log line: the first
+// maxLoggedRecipients described, the rest counted by what happens to them
+// ("and 9950 more: 9000 encrypt, 950 plain").
+func (h *handler) summarize(vs []verdict) string {
+	var b strings.Builder
+	counts := map[string]int{}
+	for i, v := range vs {
+		if i < maxLoggedRecipients {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(clip(h.detail(v), maxDetail))
+			continue
+		}
+		counts[v.label]++
+	}
+	if rest := len(vs) - maxLoggedRecipients; rest > 0 {
+		fmt.Fprintf(&b, " and %d more:", rest)
+		keys := make([]string, 0, len(counts))
+		for k := range counts {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, " %d %s", counts[k], k)
+		}
+	}
+	return b.String()
+}
+
+// summarizeAddrs lists at most maxLoggedAddrs addresses and counts the rest.
+func summarizeAddrs(addrs []string) string {
+	if len(addrs) <= maxLoggedAddrs {
+		return strings.Join(addrs, " ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(addrs[:maxLoggedAddrs], " "), len(addrs)-maxLoggedAddrs)
+}
+
+// clip cuts s to at most n octets, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+func anyEncrypt(vs []verdict) bool {
+	for _, v := range vs {
+		if v.d.Action == policy.Encrypt {
+			return true
+		}
+	}
+	return false
+}
+
+// sealed is what a body labelled encrypted proved to be: one complete
+// S/MIME envelope or PGP/MIME message, and whom it names.
+type sealed struct {
+	smime *smime.Envelope
+	pgp   *openpgp.Message
+}
+
+func (s *sealed) format() string {
+	if s.pgp != nil {
+		return "pgp-mime"
+	}
+	return "smime"
+}
+
+// missing lists the recipients to be encrypted to whose usable keys (the
+// certificates and OpenPGP keys their lookups selected) the existing
+// encryption does not include.
+func (s *sealed) missing(vs []verdict, now time.Time) []string {
+	var out []string
+	for _, v := range vs {
+		if v.d.Action == policy.Encrypt && !s.includes(v.r, now) {
+			out = append(out, v.r.addr)
+		}
+	}
+	return out
+}
+
+func (s *sealed) includes(r *rcpt, now time.Time) bool {
+	if s.smime != nil {
+		for _, k := range r.usable {
+			if s.smime.Includes(k.Cert) {
+				return true
+			}
+		}
+	}
+	if s.pgp != nil {
+		for _, k := range r.pgpUsable {
+			if s.pgp.Includes(k.Entity, now) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// inspectEncrypted reads a body labelled encrypted (ctype is its
+// Content-Type) to its end and returns what it proves, or why it proves
+// nothing:
+//   - application/pkcs7-mime (or x-pkcs7-mime): a base64 body that is one
+//     complete CMS EnvelopedData or AuthEnvelopedData (smime.ParseEnvelopeBase64);
+//   - multipart/encrypted with protocol application/pgp-encrypted: exactly
+//     the RFC 3156 §4 body with one complete encrypted OpenPGP message
+//     (openpgp.ParseMIME).
 //
-// A message with more than one Content-Type field is not trusted either.
-func (h *handler) bodyLooksEncrypted(ctype string) bool {
+// A message with more than one Content-Type field, or whose body was not
+// kept whole (past max_message_size), proves nothing.
+func (h *handler) inspectEncrypted(ctype string) (*sealed, error) {
 	n := 0
+	var cte []string
 	for _, f := range h.headers {
-		if strings.EqualFold(f.name, "Content-Type") {
+		switch {
+		case strings.EqualFold(f.name, "Content-Type"):
 			n++
+		case strings.EqualFold(f.name, "Content-Transfer-Encoding"):
+			cte = append(cte, strings.ToLower(strings.TrimSpace(f.value)))
 		}
 	}
 	if n != 1 {
-		return false
+		return nil, fmt.Errorf("%d Content-Type fields", n)
+	}
+	if h.body.overflow || h.headersOverflow {
+		return nil, errors.New("message larger than max_message_size")
 	}
 	mt, params, err := mime.ParseMediaType(strings.TrimSpace(crlf(ctype)))
 	if err != nil {
-		return false
+		return nil, fmt.Errorf("Content-Type: %w", err)
 	}
-	r, err := h.body.Reader()
+	body, err := h.body.Reader()
 	if err != nil {
-		return false
+		return nil, err
 	}
-	if mt == "multipart/encrypted" {
-		if !isPGPMIME(r, params) {
-			return false
+	switch mt {
+	case "multipart/encrypted":
+		// RFC 3156 §4; RFC 1847 §2.2 forbids a transfer encoding other
+		// than 7bit, 8bit or binary on a multipart.
+		if !strings.EqualFold(params["protocol"], "application/pgp-encrypted") {
+			return nil, fmt.Errorf("multipart/encrypted with protocol %q", params["protocol"])
 		}
-		// multipart.Reader skips preamble and epilogue; neither may hide
-		// plaintext.
-		r, err = h.body.Reader()
-		return err == nil && quietEdges(r, params["boundary"])
-	}
-	return isCMSBase64(r)
-}
-
-// quietEdges reports whether a multipart body has at most 1 KiB of preamble
-// (the short note agents write for MIME-unaware readers) and nothing but
-// blank lines after its close delimiter (RFC 2046 §5.1.1).
-func quietEdges(r io.Reader, boundary string) bool {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	preamble, inside, closed := 0, false, false
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), " \t")
-		switch {
-		case closed:
-			if strings.TrimSpace(line) != "" {
-				return false
-			}
-		case line == "--"+boundary+"--":
-			closed = true
-		case line == "--"+boundary:
-			inside = true
-		case !inside:
-			preamble += len(line) + 2
-			if preamble > 1024 {
-				return false
-			}
+		if len(cte) > 1 || (len(cte) == 1 && cte[0] != "7bit" && cte[0] != "8bit") {
+			return nil, fmt.Errorf("multipart/encrypted with Content-Transfer-Encoding %v", cte)
 		}
-	}
-	return sc.Err() == nil && closed
-}
-
-// isCMSBase64 reports whether r is base64 (line breaks allowed) of one DER
-// EnvelopedData or AuthEnvelopedData ContentInfo and nothing more.
-func isCMSBase64(r io.Reader) bool {
-	dec := base64.NewDecoder(base64.StdEncoding, &stripSpace{r: r})
-	head := make([]byte, 32)
-	n, err := io.ReadFull(dec, head)
-	if err != nil && err != io.ErrUnexpectedEOF {
-		return false
-	}
-	head = head[:n]
-	if len(head) < 20 || head[0] != 0x30 {
-		return false
-	}
-	// DER definite length (X.690 §8.1.3).
-	total := int64(0)
-	off := 2
-	switch l := head[1]; {
-	case l < 0x80:
-		total = int64(l)
-	case l == 0x80 || l > 0x84:
-		return false // indefinite or absurd
-	default:
-		k := int(l & 0x7f)
-		for i := 0; i < k; i++ {
-			total = total<<8 | int64(head[2+i])
+		msg, err := openpgp.ParseMIME(body, params["boundary"])
+		if err != nil {
+			return nil, err
 		}
-		off += k
-	}
-	envelopedData := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03}             // 1.2.840.113549.1.7.3
-	authEnveloped := []byte{0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x17} // 1.2.840.113549.1.9.16.1.23
-	rest := head[off:]
-	if !bytes.HasPrefix(rest, envelopedData) && !bytes.HasPrefix(rest, authEnveloped) {
-		return false
-	}
-	more, err := io.Copy(io.Discard, dec)
-	if err != nil {
-		return false
-	}
-	return int64(len(head))+more == int64(off)+total
-}
-
-// stripSpace drops the white space that base64 bodies carry between lines
-// (RFC 2045 §6.8), which encoding/base64 does not skip (only CR and LF).
-type stripSpace struct{ r io.Reader }
-
-func (s *stripSpace) Read(p []byte) (int, error) {
-	for {
-		n, err := s.r.Read(p)
-		j := 0
-		for _, c := range p[:n] {
-			if c != ' ' && c != '\t' {
-				p[j] = c
-				j++
-			}
+		return &sealed{pgp: msg}, nil
+	case "application/pkcs7-mime", "application/x-pkcs7-mime":
+		// RFC 8551 §3.3 (and §3.1.3 for 7-bit transports): base64.
+		if len(cte) != 1 || cte[0] != "base64" {
+			return nil, fmt.Errorf("application/pkcs7-mime with Content-Transfer-Encoding %v", cte)
 		}
-		if j > 0 || err != nil {
-			return j, err
+		env, err := smime.ParseEnvelopeBase64(body)
+		if err != nil {
+			return nil, err
 		}
+		return &sealed{smime: env}, nil
 	}
-}
-
-// isPGPMIME reports whether r is an RFC 3156 §4 body: two parts, the
-// version part and one armored OpenPGP message.
-func isPGPMIME(r io.Reader, params map[string]string) bool {
-	if !strings.EqualFold(params["protocol"], "application/pgp-encrypted") || params["boundary"] == "" {
-		return false
-	}
-	mr := multipart.NewReader(r, params["boundary"])
-	for i := 0; ; i++ {
-		p, err := mr.NextRawPart()
-		if err == io.EOF {
-			return i == 2
-		}
-		if err != nil || i >= 2 {
-			return false
-		}
-		mt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		switch i {
-		case 0:
-			if mt != "application/pgp-encrypted" {
-				return false
-			}
-			if _, err := io.Copy(io.Discard, p); err != nil {
-				return false
-			}
-		case 1:
-			if mt != "application/octet-stream" || !isArmoredMessage(p) {
-				return false
-			}
-		}
-	}
-}
-
-// isArmoredMessage reads a part line by line: blank lines, then exactly one
-// "-----BEGIN PGP MESSAGE-----" ... "-----END PGP MESSAGE-----" block, then
-// blank lines. It streams: a 50 MB part costs one line of memory.
-func isArmoredMessage(r io.Reader) bool {
-	const begin, end = "-----BEGIN PGP MESSAGE-----", "-----END PGP MESSAGE-----"
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	state := 0 // 0 before, 1 inside, 2 after
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case state == 0 && line == "":
-		case state == 0 && line == begin:
-			state = 1
-		case state == 1 && line == end:
-			state = 2
-		case state == 1 && line != begin:
-		case state == 2 && line == "":
-		default:
-			return false
-		}
-	}
-	return sc.Err() == nil && state == 2
+	return nil, fmt.Errorf("media type %s", mt)
 }

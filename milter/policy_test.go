@@ -543,10 +543,15 @@ func TestEncryptedLabel(t *testing.T) {
 	if err != nil || res.Final.Type != gomilter.ActionAccept || !bytes.Equal(res.Message, real) {
 		t.Fatalf("really encrypted message changed or refused: %v %+v", err, res.Final)
 	}
-	pgpReal := readEML(t, "already-encrypted.eml")
-	res, err = Simulate("tcp", addr, "QL3", "s@local.example", []string{"alice@partner.example"}, pgpReal)
-	if err != nil || !bytes.Equal(res.Message, pgpReal) {
-		t.Fatalf("PGP/MIME message changed: %v", err)
+	// A PGP/MIME body of the right shape whose armor holds no OpenPGP
+	// message is not proof of anything: it is encrypted for alice (issue 9).
+	pgpFake := readEML(t, "already-encrypted.eml")
+	res, err = Simulate("tcp", addr, "QL3", "s@local.example", []string{"alice@partner.example"}, pgpFake)
+	if err != nil || res.Final.Type != gomilter.ActionAccept || !isSMIME(res.Message) {
+		t.Fatalf("fake PGP/MIME message not encrypted: %v %+v", err, res.Final)
+	}
+	if _, fakeBody, _ := splitMessage(pgpFake); !bytes.Contains(alice.decrypt(t, res.Message), fakeBody) {
+		t.Fatal("alice cannot read the fake PGP/MIME message")
 	}
 
 	// An S/MIME body: the first line of a real CMS message, then plaintext.
