@@ -18,13 +18,39 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup.sh: all packages present"
-  exit 0
-fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+
+# Sendmail 8.17 for the integration tests, from Debian's packages but not
+# installed: sendmail-bin conflicts with Postfix as the system MTA. The
+# packages are extracted into .cache/sendmail; the binary is copied without
+# its setgid bit, since the loader ignores LD_LIBRARY_PATH (which points at
+# the extracted liblockfile and libwrap) for setgid programs. The tests run it
+# under "unshare -m" with a private /etc/hosts and resolv.conf.
+prepare_sendmail() {
+  local dir
+  dir="$(cd "$(dirname "$0")" && pwd)/.cache/sendmail"
+  if [ -x "$dir/sendmail" ] && [ -f "$dir/root/usr/share/sendmail/cf/m4/cf.m4" ]; then
+    return 0
+  fi
+  rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/root"
+  local debs=(sendmail-bin sendmail-cf sendmail-base liblockfile1 libwrap0 m4)
+  if ! (cd "$dir/debs" && apt-get download -qq "${debs[@]}" 2>/dev/null); then
+    $SUDO apt-get update -qq
+    (cd "$dir/debs" && apt-get download -qq "${debs[@]}")
+  fi
+  for d in "$dir"/debs/*.deb; do dpkg -x "$d" "$dir/root"; done
+  cp "$dir/root/usr/libexec/sendmail/sendmail" "$dir/sendmail"
+  chmod 0755 "$dir/sendmail"
+  echo "setup.sh: Sendmail extracted into $dir"
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  prepare_sendmail
+  echo "setup.sh: all packages present"
+  exit 0
+fi
 # Postfix must not ask questions nor configure a system mail service.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
@@ -34,4 +60,5 @@ $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-rec
 for s in unbound nsd postfix; do
   $SUDO systemctl stop "$s" >/dev/null 2>&1 || $SUDO service "$s" stop >/dev/null 2>&1 || true
 done
+prepare_sendmail
 echo "setup.sh: installed ${missing[*]}"

@@ -59,6 +59,8 @@ type env struct {
 	alice, bob *user
 	carol      string
 	seq        int
+	mtas       []*mta // every MTA of the environment
+	cur        *mta   // the MTA of this copy (forMTA), nil: Postfix
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -86,18 +88,24 @@ func TestEndToEnd(t *testing.T) {
 	e.config = writeConfig(t, dir, milterPort, e.dns.resolver())
 	e.milter = startDanemilter(t, e.bin, e.config, filepath.Join(dir, "danemilter.log"), milterPort)
 	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, "")
-	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, sink 127.0.0.1:%d",
-		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, e.sink.port())
+	e.mtas = []*mta{e.postfixMTA("", filepath.Join(dir, "danemilter.log")),
+		e.addSendmail(t, func(dir string, milterPort int, _ string) string {
+			return writeConfig(t, dir, milterPort, e.dns.resolver())
+		})}
+	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, sendmail %s, sink 127.0.0.1:%d",
+		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, e.mtas[1].smtp, e.sink.port())
 
 	t.Run("lookup", e.testLookup)
-	for _, name := range []string{"plain.eml", "utf8-8bit.eml", "multipart-attachment.eml", "folded-headers.eml", "no-content-type.eml"} {
-		t.Run("encrypt/"+name, func(t *testing.T) { e.testEncrypt(t, name) })
-	}
-	t.Run("two-recipients", e.testTwoRecipients)
-	t.Run("no-record-plaintext", e.testNoRecord)
-	t.Run("miltertest", e.testMiltertest)
-	// Last: it stops the daemon (and starts it again).
-	t.Run("milter-down-tempfail", e.testMilterDown)
+	e.eachMTA(t, func(t *testing.T, e *env) {
+		for _, name := range []string{"plain.eml", "utf8-8bit.eml", "multipart-attachment.eml", "folded-headers.eml", "no-content-type.eml"} {
+			t.Run("encrypt/"+name, func(t *testing.T) { e.testEncrypt(t, name) })
+		}
+		t.Run("two-recipients", e.testTwoRecipients)
+		t.Run("no-record-plaintext", e.testNoRecord)
+		t.Run("miltertest", e.testMiltertest)
+		// Last: it stops the daemon (and starts it again).
+		t.Run("milter-down-tempfail", e.testMilterDown)
+	})
 	t.Logf("end to end test took %v", time.Since(started).Round(time.Millisecond))
 }
 
@@ -133,7 +141,7 @@ func withMarker(msg []byte, marker string) []byte {
 // returns swaks's transcript and its error (non-nil for any refusal).
 func (e *env) send(t *testing.T, rcpts []string, msg []byte) (string, error) {
 	t.Helper()
-	return e.sendTo(t, e.postfix.smtp, rcpts, msg)
+	return e.sendTo(t, e.smtpAddr(), rcpts, msg)
 }
 
 // sendTo is send through the smtpd at server.
@@ -357,8 +365,9 @@ func (e *env) testMiltertest(t *testing.T) {
 
 var tempfailReply = regexp.MustCompile(`(?m)^<\*\*\s+(4\d\d[ -].*)$`)
 
-// testMilterDown stops danemilter: Postfix must refuse mail with a
-// temporary error (milter_default_action = tempfail) and nothing may reach
+// testMilterDown stops danemilter: the MTA must refuse mail with a
+// temporary error (Postfix: milter_default_action = tempfail; Sendmail:
+// F=T) and nothing may reach
 // the sink in clear. Started again, danemilter encrypts again.
 func (e *env) testMilterDown(t *testing.T) {
 	pid := e.milter.pid()
@@ -383,13 +392,13 @@ func (e *env) testMilterDown(t *testing.T) {
 	if n := e.sink.count(); n != before {
 		t.Errorf("sink received %d messages while danemilter was down", n-before)
 	}
-	// Refused at MAIL FROM, the message was not even queued.
-	if files := e.postfix.queuedFiles(t); len(files) > 0 {
-		t.Errorf("Postfix queued %d messages while danemilter was down: %v", len(files), files)
+	// Refused, the message was not even queued.
+	if files := e.cur.queued(t); len(files) > 0 {
+		t.Errorf("%s queued %d messages while danemilter was down: %v", e.cur.name, len(files), files)
 	}
 
 	// Started again, the same message goes out encrypted.
-	e.milter = startDanemilter(t, e.bin, e.config, filepath.Join(e.dir, "danemilter-restarted.log"), e.milterPort)
+	e.milter = startDanemilter(t, e.bin, e.config, e.cur.log+".restarted", e.milterPort)
 	orig := readCorpus(t, "plain.eml")
 	ds := e.deliver(t, []string{e.alice.addr}, orig)
 	if len(ds) != 1 {
