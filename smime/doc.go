@@ -176,9 +176,11 @@
 // header fields for a cipher ([OuterFields] is the CBC form),
 // [IsEntityHeader] tells which fields of the original message move inside
 // the encryption (Content-*; RFC 2045 §9 lets MIME-Version stay outside),
-// and [IsEncrypted] recognises messages that are already encrypted (RFC
+// [IsEncrypted] recognises messages labelled as already encrypted (RFC
 // 1847 multipart/encrypted, RFC 8551 §3.2.2 enveloped-data and
-// authEnveloped-data), which must not be touched.
+// authEnveloped-data), and [ParseEnvelope] reads such a body completely,
+// without a key, and lists the certificates its RecipientInfos name, so that
+// a label cannot pass for encryption ([Envelope.Includes]).
 //
 // The package has no mutable package state: every setting travels in
 // [Options], so concurrent calls with different options are safe.

@@ -46,7 +46,9 @@ func OuterFieldsFor(c Cipher) []Field {
 }
 
 // IsEncrypted reports whether a message whose Content-Type header field has
-// the value contentType is already encrypted and must pass untouched:
+// the value contentType is labelled as already encrypted. The label alone
+// proves nothing: [ParseEnvelopeBase64] (and openpgp.ParseMIME) read the
+// body and tell whom it is encrypted for. Labelled are:
 //
 //   - multipart/encrypted (RFC 1847 §2.2; PGP/MIME, RFC 3156 §4, uses it);
 //   - application/pkcs7-mime or application/x-pkcs7-mime (RFC 8551 §3.2;
