@@ -92,6 +92,31 @@ type Envelope struct {
 	ContentEncryption asn1.ObjectIdentifier // contentEncryptionAlgorithm
 	Recipients        []RecipientID
 	ContentLength     int64 // octets of encrypted content
+
+	// byName indexes Recipients by issuer and serial number ("i" keys)
+	// and subject key identifier ("s" keys), so that checking thousands
+	// of certificates against thousands of RecipientInfos stays linear.
+	byName map[string][]int
+}
+
+func issuerSerialKey(issuer []byte, serial *big.Int) string {
+	return "i" + string(issuer) + "\x00" + serial.String()
+}
+
+func skiKey(ski []byte) string { return "s" + string(ski) }
+
+func (e *Envelope) index() {
+	e.byName = make(map[string][]int, len(e.Recipients))
+	for i, id := range e.Recipients {
+		switch {
+		case id.Issuer != nil && id.Serial != nil:
+			k := issuerSerialKey(id.Issuer, id.Serial)
+			e.byName[k] = append(e.byName[k], i)
+		case id.SubjectKeyID != nil:
+			k := skiKey(id.SubjectKeyID)
+			e.byName[k] = append(e.byName[k], i)
+		}
+	}
 }
 
 // Includes reports whether one of the envelope's RecipientInfos names cert
@@ -100,8 +125,26 @@ type Envelope struct {
 // certificate, a key-agreement one (an ECDH scheme of RFC 5753, the
 // ephemeral key on the certificate's curve) for an EC certificate.
 func (e *Envelope) Includes(cert *x509.Certificate) bool {
-	for _, id := range e.Recipients {
-		if id.Names(cert) {
+	if cert == nil {
+		return false
+	}
+	if e.byName == nil { // an Envelope not made by ParseEnvelope
+		for _, id := range e.Recipients {
+			if id.Names(cert) {
+				return true
+			}
+		}
+		return false
+	}
+	var cands []int
+	if cert.SerialNumber != nil {
+		cands = append(cands, e.byName[issuerSerialKey(cert.RawIssuer, cert.SerialNumber)]...)
+	}
+	if len(cert.SubjectKeyId) > 0 {
+		cands = append(cands, e.byName[skiKey(cert.SubjectKeyId)]...)
+	}
+	for _, i := range cands {
+		if e.Recipients[i].Names(cert) {
 			return true
 		}
 	}
@@ -470,6 +513,7 @@ func (s *berStream) envelope() (*Envelope, error) {
 		}
 		return nil, malformed("octets after the ContentInfo")
 	}
+	env.index()
 	return env, nil
 }
 
