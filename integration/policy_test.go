@@ -63,7 +63,7 @@ func TestPolicyEndToEnd(t *testing.T) {
 	e.sink = startSink(t)
 	e.bin = buildDanemilter(t, dir)
 	p.mapFile = filepath.Join(dir, "policy.map")
-	writeFile(t, p.mapFile, []byte("# policy map of the integration test\n"+p.mapped+" encrypt\n"), 0o644)
+	writeFile(t, p.mapFile, []byte(firstMap(p)), 0o644)
 	// README "Configuration" and "Mixed recipients" give reinject.address
 	// as host:port. Should the daemon refuse that form, the test says so
 	// and goes on with Postfix's inet:host:port, which it also accepts, so
@@ -98,16 +98,36 @@ func TestPolicyEndToEnd(t *testing.T) {
 	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, re-injection 127.0.0.1:%d, sink 127.0.0.1:%d",
 		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, reinjectPort, e.sink.port())
 
-	t.Run("bogus", p.testBogus)
-	t.Run("unsigned-zone", p.testUnsigned)
-	t.Run("mixed-split", p.testMixedSplit)
-	t.Run("mandatory-mixed", p.testMandatoryMixed)
-	t.Run("sendmail-non-smtpd-milters", p.testSendmail)
-	t.Run("smtp-rewritten-recipient", p.testSMTPRewritten)
-	t.Run("sendmail-rewritten-recipient", p.testSendmailRewritten)
-	t.Run("policy-map-reload", p.testMapReload)
+	e.mtas = []*mta{e.postfixMTA(reinjectAddr, p.log),
+		e.addSendmail(t, func(dir string, milterPort int, reinject string) string {
+			return writePolicyConfig(t, dir, milterPort, e.dns.resolver(), p.mapFile, reinject)
+		})}
+
+	for _, m := range e.mtas {
+		pm := p.forMTA(m)
+		t.Run(m.name, func(t *testing.T) {
+			pm.resetMap(t)
+			t.Run("bogus", pm.testBogus)
+			t.Run("unsigned-zone", pm.testUnsigned)
+			t.Run("mixed-split", pm.testMixedSplit)
+			t.Run("mandatory-mixed", pm.testMandatoryMixed)
+			t.Run("command-line", pm.testCommandLine)
+			if m.postfix != nil {
+				t.Run("smtp-rewritten-recipient", pm.testSMTPRewritten)
+				t.Run("sendmail-rewritten-recipient", pm.testSendmailRewritten)
+			}
+			t.Run("policy-map-reload", pm.testMapReload)
+		})
+	}
 	// Last: it stops Unbound.
-	t.Run("resolver-down", p.testResolverDown)
+	t.Run("resolver-down", func(t *testing.T) {
+		pid := p.dns.unbound.pid()
+		p.dns.unbound.kill()
+		t.Logf("killed unbound (pid %d)", pid)
+		for _, m := range e.mtas {
+			t.Run(m.name, p.forMTA(m).testResolverDown)
+		}
+	})
 
 	// Whatever reached the sink and no subtest took is a copy that should
 	// not exist: a duplicate, or mail for a refused recipient.
@@ -115,6 +135,14 @@ func TestPolicyEndToEnd(t *testing.T) {
 		t.Errorf("unexpected delivery at the sink (from %s to %v):\n%s", d.from, d.rcpts, clip(d.data, 600))
 	}
 	t.Logf("policy end to end test took %v", time.Since(started).Round(time.Millisecond))
+}
+
+// forMTA is a copy of the environment whose mail goes through m.
+func (p *policyEnv) forMTA(m *mta) *policyEnv {
+	c := *p
+	c.env = p.env.forMTA(m)
+	c.log = m.log
+	return &c
 }
 
 // policyEnv is the environment of TestPolicyEndToEnd.
@@ -449,11 +477,23 @@ func (p *policyEnv) testMandatoryMixed(t *testing.T) {
 	})
 }
 
-// testSendmail submits through Postfix's sendmail (postdrop, pickup,
-// cleanup: non_smtpd_milters): the split works the same.
-func (p *policyEnv) testSendmail(t *testing.T) {
+// testCommandLine submits with the MTA's command line: Postfix's sendmail
+// (postdrop, pickup, cleanup: non_smtpd_milters), Sendmail's sendmail
+// through its mail submission program (submit.cf, which hands the message
+// to the daemon over SMTP, where the milters run): the split works the same.
+func (p *policyEnv) testCommandLine(t *testing.T) {
 	orig := readCorpus(t, "plain.eml")
-	a := p.sendmail(t, []string{p.alice.addr, p.carol}, orig)
+	var a attempt
+	if p.cur.sendmail != nil {
+		a = attempt{marker: p.marker(t)}
+		var err error
+		a.transcript, err = p.cur.sendmail.submit(t, sender, []string{p.alice.addr, p.carol}, withMarker(orig, a.marker))
+		if err != nil {
+			t.Fatalf("sendmail -C submit.cf: %v\n%s", err, a.transcript)
+		}
+	} else {
+		a = p.sendmail(t, []string{p.alice.addr, p.carol}, orig)
+	}
 	p.expect(t, a, orig, []*user{p.alice}, []string{p.carol}, true)
 }
 
@@ -630,12 +670,27 @@ func (p *policyEnv) testMapReload(t *testing.T) {
 	t.Logf("danemilter after SIGHUP: %s", line)
 }
 
-// testResolverDown stops Unbound: a recipient whose answer is not cached
-// is deferred at RCPT TO with 451 4.4.3, and nothing is delivered.
+// resetMap writes the first map again, if another MTA's run changed it,
+// and waits until this MTA's danemilter has it: the danemilters of both
+// MTAs follow the same file.
+func (p *policyEnv) resetMap(t *testing.T) {
+	t.Helper()
+	if b, err := os.ReadFile(p.mapFile); err == nil && string(b) == firstMap(p) {
+		return
+	}
+	off := logSize(t, p.log)
+	writeFile(t, p.mapFile, []byte(firstMap(p)), 0o644)
+	waitLog(t, p.log, off, 10*time.Second, func(l string) bool { return strings.Contains(l, "policy map reloaded") })
+}
+
+// firstMap is the policy map file the test starts with.
+func firstMap(p *policyEnv) string {
+	return "# policy map of the integration test\n" + p.mapped + " encrypt\n"
+}
+
+// testResolverDown, with Unbound stopped: a recipient whose answer is not
+// cached is deferred at RCPT TO with 451 4.4.3, and nothing is delivered.
 func (p *policyEnv) testResolverDown(t *testing.T) {
-	pid := p.dns.unbound.pid()
-	p.dns.unbound.kill()
-	t.Logf("killed unbound (pid %d)", pid)
 	const fresh = "bob2@secure.test"
 	a := p.try(t, []string{fresh}, readCorpus(t, "plain.eml"))
 	a.wantRcpt(t, fresh, "451 4.4.3")

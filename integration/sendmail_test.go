@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,12 +143,33 @@ MAILER(%[21]s)dnl
 	)
 	// submit.cf: the mail submission program (MSP) that Sendmail's command
 	// line uses; it hands mail over SMTP to the daemon, whose milters run.
+	// Debian's MSP runs as smmsp, a user only the sendmail packages make;
+	// the test's runs as mail, which owns its queue.
 	submit := common + fmt.Sprintf(`define(%[1]s, %[2]s)dnl
-FEATURE(%[3]s, %[4]s, %[5]s)dnl
+define(%[3]s, %[4]s)dnl
+define(%[5]s, %[6]s)dnl
+FEATURE(%[7]s, %[8]s)dnl
 `,
 		q("MSP_QUEUE_DIR"), q(filepath.Join(dir, "clientmqueue")),
-		q("msp"), q("[127.0.0.1]"), q(fmt.Sprint(smtpPort)),
+		q("confRUN_AS_USER"), q("mail:mail"),
+		// Before FEATURE(msp), which includes the smtp mailers.
+		q("RELAY_MAILER_ARGS"), q(fmt.Sprintf("TCP $h %d", smtpPort)),
+		q("msp"), q("[127.0.0.1]"),
 	)
+	// The MSP (user mail) must reach its queue: every directory above it
+	// searchable, as for Postfix's daemons.
+	tmp := filepath.Clean(os.TempDir())
+	for d := filepath.Clean(dir); strings.HasPrefix(d, tmp+string(filepath.Separator)); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(filepath.Join(dir, "clientmqueue"), 8, 8); err != nil { // mail:mail on Debian
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "clientmqueue"), 0o770); err != nil {
+		t.Fatal(err)
+	}
 	m4 := filepath.Join(base, "root/usr/bin/m4")
 	for _, f := range []struct{ mc, cf, text string }{{"sendmail.mc", s.cf, mc}, {"submit.mc", s.submitCF, submit}} {
 		writeFile(t, filepath.Join(dir, f.mc), []byte(f.text), 0o644)
@@ -187,7 +209,7 @@ func mustLookPathNoT(name string) string {
 // MSP, as a local user's mail program does.
 func (s *sendmailEnv) submit(t *testing.T, from string, rcpts []string, msg []byte) (string, error) {
 	t.Helper()
-	argv := s.argv(append([]string{"-C", s.submitCF, "-Ac", "-i", "-odi", "-f", from, "--"}, rcpts...)...)
+	argv := s.argv(append([]string{"-C", s.submitCF, "-Ac", "-v", "-i", "-odi", "-f", from, "--"}, rcpts...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = bytes.NewReader(bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n")))
 	out, err := cmd.CombinedOutput()
