@@ -204,8 +204,9 @@ type Timeouts struct {
 	// decides at RCPT TO only from the cache.
 	Rcpt *Duration `toml:"rcpt"`
 	// Idle bounds the wait for the MTA's next milter packet; past it the
-	// connection is closed. Default 6m, above Postfix's smtpd_timeout (300s)
-	// so that Postfix gives up on a silent client first.
+	// connection is closed. Default 1h: Postfix sends the header and body
+	// only once the SMTP client has sent the whole message, which no
+	// Postfix timeout bounds in total; Sendmail's Timeout.datablock is 1h.
 	Idle Duration `toml:"idle"`
 	// Packet bounds the rest of a milter packet once its length has
 	// arrived. Default 30s, Postfix's milter_command_timeout: Postfix writes
@@ -338,7 +339,7 @@ const (
 
 // Defaults of [limits], timeouts.idle and timeouts.packet.
 const (
-	DefaultIdleTimeout    = 6 * time.Minute
+	DefaultIdleTimeout    = time.Hour
 	DefaultPacketTimeout  = 30 * time.Second
 	DefaultMaxPacket      = 1 << 20
 	DefaultMaxConnections = 512
@@ -772,7 +773,7 @@ func (c *Config) setLimitDefaults() error {
 		c.Timeouts.Packet = Duration(DefaultPacketTimeout)
 	}
 	if c.Timeouts.Idle < Duration(time.Second) {
-		return invalid("timeouts.idle", "%s is too short: the MTA's next command comes as slowly as its SMTP client (Postfix smtpd_timeout: 300s)", time.Duration(c.Timeouts.Idle))
+		return invalid("timeouts.idle", "%s is too short: the MTA's next command can wait for its SMTP client to send a whole message", time.Duration(c.Timeouts.Idle))
 	}
 	if c.Timeouts.Packet < Duration(time.Second) {
 		return invalid("timeouts.packet", "%s is too short; want at least 1s", time.Duration(c.Timeouts.Packet))

@@ -103,7 +103,7 @@ func TestErrors(t *testing.T) {
 		{"max_connections negative", "[limits]\nmax_connections = -1\n", []string{"t.toml:2", "limits.max_connections"}},
 		{"memory_budget below memory_threshold", "memory_threshold = \"4MiB\"\n[limits]\nmemory_budget = \"1MiB\"\n", []string{"t.toml:3", "limits.memory_budget", "memory_threshold"}},
 		{"unknown limits key", "[limits]\nmax_conections = 5\n", []string{"t.toml:2", `unknown key "limits.max_conections"`}},
-		{"idle too short", "[timeouts]\nidle = \"100ms\"\n", []string{"t.toml:2", "timeouts.idle", "smtpd_timeout"}},
+		{"idle too short", "[timeouts]\nidle = \"100ms\"\n", []string{"t.toml:2", "timeouts.idle", "too short"}},
 		{"packet too short", "[timeouts]\npacket = \"10ms\"\n", []string{"t.toml:2", "timeouts.packet"}},
 		{"idle negative", "[timeouts]\nidle = \"-1s\"\n", []string{"t.toml:2", "idle", "negative"}},
 	}
@@ -275,7 +275,7 @@ func TestLimitKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.Limits.MaxPacket != 1<<20 || d.Limits.MaxConnections != 512 || d.Limits.MemoryBudget != 64<<20 ||
-		time.Duration(d.Timeouts.Idle) != 6*time.Minute || time.Duration(d.Timeouts.Packet) != 30*time.Second {
+		time.Duration(d.Timeouts.Idle) != time.Hour || time.Duration(d.Timeouts.Packet) != 30*time.Second {
 		t.Errorf("defaults: %+v %+v", d.Limits, d.Timeouts)
 	}
 	s, err := Load(sampleConfig(t))

@@ -133,7 +133,7 @@ type Options struct {
 	// more ends its connection before anything is allocated. MaxConnections
 	// is the most connections at once (default 512); more are closed as soon
 	// as they are accepted. IdleTimeout bounds the wait for the MTA's next
-	// packet (default 6m), PacketTimeout the rest of a packet once its length
+	// packet (default 1h), PacketTimeout the rest of a packet once its length
 	// has arrived (default 30s). MemoryBudget is the memory all in-memory
 	// bodies may hold together (default 64 MiB); past it, bodies are
 	// spooled to files.
@@ -181,7 +181,7 @@ func (o *Options) defaults() {
 		o.MaxConnections = 512
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 6 * time.Minute
+		o.IdleTimeout = time.Hour
 	}
 	if o.PacketTimeout <= 0 {
 		o.PacketTimeout = 30 * time.Second
