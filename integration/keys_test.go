@@ -148,25 +148,39 @@ func TestKeysEndToEnd(t *testing.T) {
 	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, re-injection 127.0.0.1:%d, sink 127.0.0.1:%d",
 		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, reinjectPort, e.sink.port())
 
+	// Sendmail has no size limit of its own here (confMAX_MESSAGE_SIZE
+	// unset): its daemon port is also the "big" one.
+	e.mtas = []*mta{e.postfixMTA(fmt.Sprintf("127.0.0.1:%d", reinjectPort), k.log),
+		e.addSendmail(t, func(dir string, milterPort int, reinject string) string {
+			return writeKeysConfig(t, dir, milterPort, e.dns.resolver(), certDir, k.root.certFile, reinject)
+		})}
+
 	t.Run("lookup", k.testLookup)
-	t.Run("smimea-ecdsa-3-1-1", k.testECDSA)
-	t.Run("smimea-pkix-ee-1-0-1", k.testPKIX)
-	t.Run("smimea-rollover", k.testRollover)
-	t.Run("cipher-override-gcm", k.testGCM)
-	t.Run("openpgpkey-rsa3072", func(t *testing.T) { k.testPGP(t, k.rsaPGP, "plain.eml", "utf8-8bit.eml") })
-	t.Run("openpgpkey-cv25519", func(t *testing.T) { k.testPGP(t, k.cvPGP, "plain.eml", "multipart-attachment.eml") })
-	t.Run("both-prefer-smime", k.testBothSMIME)
-	t.Run("both-domain-prefers-openpgp", k.testBothOpenPGP)
-	t.Run("mixed-smime-openpgp", k.testMixed)
-	t.Run("one-format-wins", k.testOneFormat)
-	t.Run("large", k.testLarge)
+	for _, m := range e.mtas {
+		k := k.forMTA(m)
+		t.Run(m.name, func(t *testing.T) {
+			t.Run("smimea-ecdsa-3-1-1", k.testECDSA)
+			t.Run("smimea-pkix-ee-1-0-1", k.testPKIX)
+			t.Run("smimea-rollover", k.testRollover)
+			t.Run("cipher-override-gcm", k.testGCM)
+			t.Run("openpgpkey-rsa3072", func(t *testing.T) { k.testPGP(t, k.rsaPGP, "plain.eml", "utf8-8bit.eml") })
+			t.Run("openpgpkey-cv25519", func(t *testing.T) { k.testPGP(t, k.cvPGP, "plain.eml", "multipart-attachment.eml") })
+			t.Run("both-prefer-smime", k.testBothSMIME)
+			t.Run("both-domain-prefers-openpgp", k.testBothOpenPGP)
+			t.Run("mixed-smime-openpgp", k.testMixed)
+			t.Run("one-format-wins", k.testOneFormat)
+			t.Run("large", k.testLarge)
+		})
+	}
 
 	// Whatever reached the sink and no subtest took is a copy that should
 	// not exist.
 	for _, d := range e.sink.rest("", 2*time.Second) {
 		t.Errorf("unexpected delivery at the sink (from %s to %v):\n%s", d.from, d.rcpts, clip(d.data, 600))
 	}
-	k.checkLog(t)
+	for _, m := range e.mtas {
+		k.forMTA(m).checkLog(t)
+	}
 	t.Logf("keys end to end test took %v", time.Since(started).Round(time.Millisecond))
 }
 
@@ -184,6 +198,17 @@ type keysEnv struct {
 	smimeaN, openpgpkeyN map[string]int      // owner name -> records published
 	log                  string              // danemilter's output
 	bigSMTP              string              // smtpd that takes more than the queue may hold
+}
+
+// forMTA is a copy of the environment whose mail goes through m.
+func (k *keysEnv) forMTA(m *mta) *keysEnv {
+	c := *k
+	c.env = k.env.forMTA(m)
+	c.log = m.log
+	if m.sendmail != nil {
+		c.bigSMTP = m.smtp
+	}
+	return &c
 }
 
 // requirePrograms is requireEnvironment for programs only this test needs.
