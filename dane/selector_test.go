@@ -110,37 +110,37 @@ func TestSelectorUsages(t *testing.T) {
 	const addr = "bosun@example.com"
 	tests := []struct {
 		name   string
-		sel    Selector
+		sel    *Selector
 		rrs    []dns.RR
 		want   []*x509.Certificate
 		reason string // for a single rejected record
 	}{
-		{"3 1 1 with the certificate in the directory", Selector{Certs: dir}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.ee))}, []*x509.Certificate{p.ee}, ""},
-		{"3 0 1", Selector{Certs: dir}, []dns.RR{smimea(3, 0, 1, assoc(0, 1, p.ee))}, []*x509.Certificate{p.ee}, ""},
-		{"3 0 2", Selector{Certs: dir}, []dns.RR{smimea(3, 0, 2, assoc(0, 2, p.ee))}, []*x509.Certificate{p.ee}, ""},
-		{"3 1 0", Selector{Certs: dir}, []dns.RR{smimea(3, 1, 0, assoc(1, 0, p.ee))}, []*x509.Certificate{p.ee}, ""},
-		{"3 1 2", Selector{Certs: dir}, []dns.RR{smimea(3, 1, 2, assoc(1, 2, p.ee))}, []*x509.Certificate{p.ee}, ""},
-		{"3 1 1 without the certificate", Selector{Certs: staticCerts{p.inter}}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.ee))}, nil, "no certificate for bosun@example.com"},
-		{"3 1 1 of another key", Selector{Certs: dir}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.eeNext))}, nil, "does not match"},
-		{"3 0 0 self-signed (no chain needed)", Selector{}, []dns.RR{smimea(3, 0, 0, assoc(0, 0, p.selfSigned))}, []*x509.Certificate{p.selfSigned}, ""},
-		{"1 0 1 chains to the root", Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(1, 0, 1, assoc(0, 1, p.ee))}, []*x509.Certificate{p.ee}, ""},
-		{"1 0 0 chains to the root", Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(1, 0, 0, assoc(0, 0, p.ee))}, []*x509.Certificate{p.ee}, ""},
-		{"1 0 1 untrusted root", Selector{Roots: x509.NewCertPool(), Certs: dir}, []dns.RR{smimea(1, 0, 1, assoc(0, 1, p.ee))}, nil, "PKIX-EE"},
-		{"1 0 0 self-signed is not PKIX", Selector{Roots: roots}, []dns.RR{smimea(1, 0, 0, assoc(0, 0, p.selfSigned))}, nil, "PKIX-EE"},
-		{"0 0 1 matching the intermediate", Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(0, 0, 1, assoc(0, 1, p.inter))}, []*x509.Certificate{p.ee}, ""},
-		{"0 1 1 matching the root", Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(0, 1, 1, assoc(1, 1, p.root))}, []*x509.Certificate{p.ee}, ""},
-		{"0 0 1 matching an unrelated CA", Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(0, 0, 1, assoc(0, 1, p.other))}, nil, "matches no CA"},
-		{"0 0 1 untrusted root", Selector{Roots: x509.NewCertPool(), Certs: dir}, []dns.RR{smimea(0, 0, 1, assoc(0, 1, p.inter))}, nil, "PKIX-TA"},
-		{"2 0 0 intermediate in the record, no roots needed", Selector{Roots: x509.NewCertPool(), Certs: staticCerts{p.ee}}, []dns.RR{smimea(2, 0, 0, assoc(0, 0, p.inter))}, []*x509.Certificate{p.ee}, ""},
-		{"2 1 1 intermediate in the directory", Selector{Roots: x509.NewCertPool(), Certs: dir}, []dns.RR{smimea(2, 1, 1, assoc(1, 1, p.inter))}, []*x509.Certificate{p.ee}, ""},
-		{"2 0 1 root in the directory", Selector{Roots: x509.NewCertPool(), Certs: staticCerts{p.root, p.inter, p.ee}}, []dns.RR{smimea(2, 0, 1, assoc(0, 1, p.root))}, []*x509.Certificate{p.ee}, ""},
-		{"2 0 0 unrelated CA", Selector{Certs: dir}, []dns.RR{smimea(2, 0, 0, assoc(0, 0, p.other))}, nil, "DANE-TA"},
-		{"2 1 1 no CA matches", Selector{Certs: staticCerts{p.ee}}, []dns.RR{smimea(2, 1, 1, assoc(1, 1, p.inter))}, nil, "no CA certificate"},
-		{"rollover: full old record and hashed new one", Selector{Certs: staticCerts{p.inter, p.eeNext}},
+		{"3 1 1 with the certificate in the directory", &Selector{Certs: dir}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.ee))}, []*x509.Certificate{p.ee}, ""},
+		{"3 0 1", &Selector{Certs: dir}, []dns.RR{smimea(3, 0, 1, assoc(0, 1, p.ee))}, []*x509.Certificate{p.ee}, ""},
+		{"3 0 2", &Selector{Certs: dir}, []dns.RR{smimea(3, 0, 2, assoc(0, 2, p.ee))}, []*x509.Certificate{p.ee}, ""},
+		{"3 1 0", &Selector{Certs: dir}, []dns.RR{smimea(3, 1, 0, assoc(1, 0, p.ee))}, []*x509.Certificate{p.ee}, ""},
+		{"3 1 2", &Selector{Certs: dir}, []dns.RR{smimea(3, 1, 2, assoc(1, 2, p.ee))}, []*x509.Certificate{p.ee}, ""},
+		{"3 1 1 without the certificate", &Selector{Certs: staticCerts{p.inter}}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.ee))}, nil, "no certificate for bosun@example.com"},
+		{"3 1 1 of another key", &Selector{Certs: dir}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.eeNext))}, nil, "does not match"},
+		{"3 0 0 self-signed (no chain needed)", &Selector{}, []dns.RR{smimea(3, 0, 0, assoc(0, 0, p.selfSigned))}, []*x509.Certificate{p.selfSigned}, ""},
+		{"1 0 1 chains to the root", &Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(1, 0, 1, assoc(0, 1, p.ee))}, []*x509.Certificate{p.ee}, ""},
+		{"1 0 0 chains to the root", &Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(1, 0, 0, assoc(0, 0, p.ee))}, []*x509.Certificate{p.ee}, ""},
+		{"1 0 1 untrusted root", &Selector{Roots: x509.NewCertPool(), Certs: dir}, []dns.RR{smimea(1, 0, 1, assoc(0, 1, p.ee))}, nil, "PKIX-EE"},
+		{"1 0 0 self-signed is not PKIX", &Selector{Roots: roots}, []dns.RR{smimea(1, 0, 0, assoc(0, 0, p.selfSigned))}, nil, "PKIX-EE"},
+		{"0 0 1 matching the intermediate", &Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(0, 0, 1, assoc(0, 1, p.inter))}, []*x509.Certificate{p.ee}, ""},
+		{"0 1 1 matching the root", &Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(0, 1, 1, assoc(1, 1, p.root))}, []*x509.Certificate{p.ee}, ""},
+		{"0 0 1 matching an unrelated CA", &Selector{Roots: roots, Certs: dir}, []dns.RR{smimea(0, 0, 1, assoc(0, 1, p.other))}, nil, "matches no CA"},
+		{"0 0 1 untrusted root", &Selector{Roots: x509.NewCertPool(), Certs: dir}, []dns.RR{smimea(0, 0, 1, assoc(0, 1, p.inter))}, nil, "PKIX-TA"},
+		{"2 0 0 intermediate in the record, no roots needed", &Selector{Roots: x509.NewCertPool(), Certs: staticCerts{p.ee}}, []dns.RR{smimea(2, 0, 0, assoc(0, 0, p.inter))}, []*x509.Certificate{p.ee}, ""},
+		{"2 1 1 intermediate in the directory", &Selector{Roots: x509.NewCertPool(), Certs: dir}, []dns.RR{smimea(2, 1, 1, assoc(1, 1, p.inter))}, []*x509.Certificate{p.ee}, ""},
+		{"2 0 1 root in the directory", &Selector{Roots: x509.NewCertPool(), Certs: staticCerts{p.root, p.inter, p.ee}}, []dns.RR{smimea(2, 0, 1, assoc(0, 1, p.root))}, []*x509.Certificate{p.ee}, ""},
+		{"2 0 0 unrelated CA", &Selector{Certs: dir}, []dns.RR{smimea(2, 0, 0, assoc(0, 0, p.other))}, nil, "DANE-TA"},
+		{"2 1 1 no CA matches", &Selector{Certs: staticCerts{p.ee}}, []dns.RR{smimea(2, 1, 1, assoc(1, 1, p.inter))}, nil, "no CA certificate"},
+		{"rollover: full old record and hashed new one", &Selector{Certs: staticCerts{p.inter, p.eeNext}},
 			[]dns.RR{smimea(3, 0, 0, assoc(0, 0, p.selfSigned)), smimea(3, 1, 1, assoc(1, 1, p.eeNext))}, []*x509.Certificate{p.selfSigned, p.eeNext}, ""},
-		{"DANE-TA picks the valid of two certificates", Selector{Certs: staticCerts{p.eeOld, p.ee}}, []dns.RR{smimea(2, 0, 0, assoc(0, 0, p.inter))}, []*x509.Certificate{p.ee}, ""},
-		{"expired certificate behind a hashed record", Selector{Certs: staticCerts{p.eeOld}}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.eeOld))}, nil, "expired"},
-		{"same certificate twice", Selector{Certs: dir}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.ee)), smimea(3, 0, 1, assoc(0, 1, p.ee))}, []*x509.Certificate{p.ee}, "duplicate"},
+		{"DANE-TA picks the valid of two certificates", &Selector{Certs: staticCerts{p.eeOld, p.ee}}, []dns.RR{smimea(2, 0, 0, assoc(0, 0, p.inter))}, []*x509.Certificate{p.ee}, ""},
+		{"expired certificate behind a hashed record", &Selector{Certs: staticCerts{p.eeOld}}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.eeOld))}, nil, "expired"},
+		{"same certificate twice", &Selector{Certs: dir}, []dns.RR{smimea(3, 1, 1, assoc(1, 1, p.ee)), smimea(3, 0, 1, assoc(0, 1, p.ee))}, []*x509.Certificate{p.ee}, "duplicate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,7 +34,8 @@ const (
 )
 
 // Key is a certificate that may be used to encrypt to a recipient, and the
-// record that vouches for it.
+// record that vouches for it. Cert may be shared with other Select calls and
+// other goroutines: it must not be changed.
 type Key struct {
 	Record *dns.SMIMEA
 	Cert   *x509.Certificate
@@ -59,6 +60,15 @@ type Selector struct {
 	// fills): end-entity certificates that hashed records authenticate, and
 	// CA certificates that chains are built through. nil: none.
 	Certs CertSource
+	// MaxParsed bounds how many certificates parsed from records (x 0 0)
+	// the Selector keeps, so that a record that comes again (from the DNS
+	// cache, for every recipient of every message) is not parsed again and
+	// yields the same *x509.Certificate; the least recently used goes
+	// first. Validity period, address, key and usages are still checked on
+	// every Select. Zero: 1000; negative: none kept.
+	MaxParsed int
+
+	parsed parsedCerts
 }
 
 // CertSource gives certificates that did not come in a record.
@@ -150,7 +160,7 @@ func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Cer
 	// A record with the whole certificate (x 0 0) carries it.
 	var inRecord *x509.Certificate
 	if r.Selector == SelectorCert && r.MatchingType == MatchingFull {
-		inRecord, err = x509.ParseCertificate(data)
+		inRecord, err = s.parsed.parse(data, s.MaxParsed)
 		if err != nil {
 			return nil, "certificate does not parse: " + err.Error()
 		}

@@ -60,12 +60,17 @@ type base64Writer struct {
 	err  error
 }
 
-// outLines is how many lines the output buffer holds: one encrypt chunk's
-// worth plus the header, so that the encryption's Writes go out whole.
+// outLines is how many lines the output buffer holds at most: one encrypt
+// chunk's worth plus the header, so that the encryption's Writes go out
+// whole.
 const outLines = (chunkSize+8<<10)/lineIn + 2
 
-func newBase64Writer(w io.Writer) *base64Writer {
-	return &base64Writer{w: w, out: make([]byte, 0, outLines*lineCRLF)}
+// newBase64Writer returns a writer to w for about size octets of input (a
+// hint: a small message gets a small buffer; more input is flushed in more
+// Writes).
+func newBase64Writer(w io.Writer, size int64) *base64Writer {
+	lines := min(outLines, (min(size, chunkSize)+8<<10)/lineIn+2)
+	return &base64Writer{w: w, out: make([]byte, 0, lines*lineCRLF)}
 }
 
 // line appends one full line of src and CRLF; out has room for it.

@@ -51,7 +51,7 @@ func TestBase64WriterReference(t *testing.T) {
 		}
 		want := referenceBase64(data)
 		var out bytes.Buffer
-		bw := newBase64Writer(&out)
+		bw := newBase64Writer(&out, int64(rng.IntN(n+1))) // any size hint: a small buffer flushes more often
 		for rest := data; len(rest) > 0; {
 			k := min(1+rng.IntN(3*lineIn), len(rest))
 			if rng.IntN(8) == 0 {
@@ -83,7 +83,7 @@ func TestBase64Alphabet(t *testing.T) {
 	for shift := range lineIn {
 		d := data[shift:]
 		var out bytes.Buffer
-		bw := newBase64Writer(&out)
+		bw := newBase64Writer(&out, int64(len(data)))
 		if _, err := bw.Write(d); err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestBase64Alphabet(t *testing.T) {
 // TestBase64WriterError: an error of the underlying writer is returned and
 // sticks.
 func TestBase64WriterError(t *testing.T) {
-	bw := newBase64Writer(&failWriter{limit: 100})
+	bw := newBase64Writer(&failWriter{limit: 100}, 1000)
 	data := randomBytes(1000, 1)
 	if _, err := bw.Write(data); err != errWrite {
 		t.Fatalf("Write: %v, want errWrite", err)
@@ -118,7 +118,7 @@ func BenchmarkBase64Writer(b *testing.B) {
 	data := randomBytes(chunkSize, 1)
 	b.Run("writer", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
-		bw := newBase64Writer(io.Discard)
+		bw := newBase64Writer(io.Discard, chunkSize)
 		for b.Loop() {
 			if _, err := bw.Write(data); err != nil {
 				b.Fatal(err)

@@ -108,7 +108,7 @@ func Encrypt(w io.Writer, r io.Reader, size int64, recipients []*x509.Certificat
 // CRLF-terminated too: the body of the application/pkcs7-mime entity (RFC
 // 8551 §3.3) whose header fields [OuterFieldsFor](opts.Cipher) lists.
 func EncryptBase64(w io.Writer, r io.Reader, size int64, recipients []*x509.Certificate, opts Options) error {
-	bw := newBase64Writer(w)
+	bw := newBase64Writer(w, size)
 	if err := encrypt(bw, r, size, recipients, opts); err != nil {
 		return err
 	}
@@ -189,7 +189,8 @@ func encrypt(w io.Writer, r io.Reader, size int64, recipients []*x509.Certificat
 	// The header goes out with the first chunk; every chunk is encrypted in
 	// place and written with one Write, without further copies. The slack
 	// holds the CBC padding or the GCM mac.
-	buf := make([]byte, len(hdr)+chunkSize+max(aes.BlockSize, macLen))
+	// A small message gets a buffer of its size, not a whole chunk.
+	buf := make([]byte, len(hdr)+int(min(size, chunkSize))+max(aes.BlockSize, macLen))
 	defer clear(buf)
 	off := copy(buf, hdr)
 	remaining := size

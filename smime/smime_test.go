@@ -531,7 +531,7 @@ func TestBase64Writer(t *testing.T) {
 		}
 		for _, split := range []int{1, 3, 56, 57, 58, 4096, chunkSize + 1, n + 1} {
 			var out bytes.Buffer
-			bw := newBase64Writer(&out)
+			bw := newBase64Writer(&out, int64(len(data)))
 			for rest := data; len(rest) > 0; {
 				k := min(split, len(rest))
 				if m, err := bw.Write(rest[:k]); err != nil || m != k {
