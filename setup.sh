@@ -13,6 +13,10 @@ pkgs=(
   miltertest    # milter protocol conformance scripts
   dnsutils      # dig, for diagnostics
   ca-certificates
+  # Shared libraries of Sendmail 8.17, which the tests run from its extracted
+  # packages (see prepare_sendmail below), and unshare for its private
+  # /etc/hosts and resolv.conf.
+  libdb5.3 libldap-2.5-0 libnsl2 libsasl2-2 libssl3 procps util-linux
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -59,8 +59,9 @@ type env struct {
 	alice, bob *user
 	carol      string
 	seq        int
-	mtas       []*mta // every MTA of the environment
-	cur        *mta   // the MTA of this copy (forMTA), nil: Postfix
+	mtas       []*mta            // every MTA of the environment
+	cur        *mta              // the MTA of this copy (forMTA), nil: Postfix
+	virtuser   map[string]string // Sendmail's virtusertable, if any
 }
 
 func TestEndToEnd(t *testing.T) {

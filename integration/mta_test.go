@@ -53,7 +53,7 @@ func (e *env) addSendmail(t *testing.T, writeConfig func(dir string, milterPort 
 	m.config = writeConfig(dir, milterPort, m.reinject)
 	m.log = filepath.Join(dir, "danemilter.log")
 	m.milter = startDanemilter(t, e.bin, m.config, m.log, milterPort)
-	m.sendmail = startSendmail(t, filepath.Join(dir, "mta"), smtpPort, reinjectPort, e.sink.port(), milterPort)
+	m.sendmail = startSendmail(t, filepath.Join(dir, "mta"), smtpPort, reinjectPort, e.sink.port(), milterPort, e.virtuser)
 	m.smtp = m.sendmail.smtp
 	return m
 }

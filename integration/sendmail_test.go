@@ -67,7 +67,10 @@ type sendmailEnv struct {
 
 // startSendmail builds sendmail.cf and submit.cf with the extracted m4 and
 // starts "sendmail -bD" (a daemon in the foreground).
-func startSendmail(t *testing.T, dir string, smtpPort, reinjectPort, sinkPort, milterPort int) *sendmailEnv {
+//
+// virtuser, when not empty, is a virtusertable (address -> address) for the
+// domains of its keys: Sendmail's way of rewriting recipients.
+func startSendmail(t *testing.T, dir string, smtpPort, reinjectPort, sinkPort, milterPort int, virtuser map[string]string) *sendmailEnv {
 	t.Helper()
 	base := requireSendmail(t)
 	s := &sendmailEnv{
@@ -126,7 +129,7 @@ FEATURE(%[16]s)dnl
 DAEMON_OPTIONS(%[17]s)dnl
 DAEMON_OPTIONS(%[18]s)dnl
 INPUT_MAIL_FILTER(%[19]s, %[20]s)dnl
-MAILER(%[21]s)dnl
+%[22]sMAILER(%[21]s)dnl
 `,
 		q("QUEUE_DIR"), q(filepath.Join(dir, "mqueue")),
 		q("SMART_HOST"), q("relay:[127.0.0.1]"),
@@ -139,7 +142,7 @@ MAILER(%[21]s)dnl
 		// The re-injection port: no milters, so a copy never comes back.
 		q(fmt.Sprintf("Port=%d, Addr=127.0.0.1, Name=REINJECT, InputMailFilters=", reinjectPort)),
 		q("danemilter"), q(fmt.Sprintf("S=inet:%d@127.0.0.1, F=T, T=C:5s;S:30s;R:60s;E:5m", milterPort)),
-		q("smtp"),
+		q("smtp"), s.virtuserConfig(t, virtuser),
 	)
 	// submit.cf: the mail submission program (MSP) that Sendmail's command
 	// line uses; it hands mail over SMTP to the daemon, whose milters run.
@@ -180,9 +183,48 @@ FEATURE(%[7]s, %[8]s)dnl
 		writeFile(t, f.cf, out, 0o644)
 	}
 	s.proc = startProc(t, "sendmail", filepath.Join(dir, "sendmail.log"), s.argv("-bD", "-C", s.cf, "-q10s")...)
+	// Sendmail logs to syslog, which the tests do not run: on failure, show
+	// its queue instead (sendmail -bp).
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command(s.argv("-C", s.cf, "-bp")[0], s.argv("-C", s.cf, "-bp")[1:]...).CombinedOutput()
+			t.Logf("sendmail queue (sendmail -bp):\n%s", out)
+		}
+	})
 	waitTCP(t, "sendmail", s.smtp, 30*time.Second, s.proc.done)
 	waitTCP(t, "sendmail re-injection port", s.reinject, 10*time.Second, s.proc.done)
 	return s
+}
+
+// virtuserConfig writes the virtusertable as a hash map with the extracted
+// makemap and returns its sendmail.mc lines.
+func (s *sendmailEnv) virtuserConfig(t *testing.T, virtuser map[string]string) string {
+	t.Helper()
+	if len(virtuser) == 0 {
+		return ""
+	}
+	var table strings.Builder
+	domains := map[string]bool{}
+	for from, to := range virtuser {
+		fmt.Fprintf(&table, "%s\t%s\n", from, to)
+		_, d, _ := strings.Cut(from, "@")
+		domains[d] = true
+	}
+	path := filepath.Join(s.dir, "virtusertable")
+	makemap := filepath.Join(s.base, "root/usr/libexec/sendmail/makemap")
+	cmd := exec.Command(makemap, "-C", os.DevNull, "hash", path)
+	cmd.Stdin = strings.NewReader(table.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("makemap hash %s: %v\n%s", path, err, out)
+	}
+	// The test's directories hang below /tmp, world-writable (sticky):
+	// Sendmail opens no map in such a path unless told it is safe.
+	lines := fmt.Sprintf("define(%s, %s)dnl\nFEATURE(%s, %s)dnl\n", q("confDONT_BLAME_SENDMAIL"), q("MapInUnsafeDirPath"),
+		q("virtusertable"), q("hash "+path))
+	for d := range domains {
+		lines += fmt.Sprintf("VIRTUSER_DOMAIN(%s)dnl\n", q(d))
+	}
+	return lines
 }
 
 // q quotes an m4 argument.
@@ -214,6 +256,14 @@ func (s *sendmailEnv) submit(t *testing.T, from string, rcpts []string, msg []by
 	cmd.Stdin = bytes.NewReader(bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n")))
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// verify is "sendmail -bv addr": how Sendmail would route the address.
+func (s *sendmailEnv) verify(t *testing.T, addr string) string {
+	t.Helper()
+	argv := s.argv("-C", s.cf, "-bv", addr)
+	out, _ := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	return strings.TrimSpace(string(out))
 }
 
 // queued lists the messages in Sendmail's queue (qf files).

@@ -144,6 +144,9 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	h.begin()
 	queueID := m.Get(milter.MacroQueueId)
 	log := h.opts.Logger.With("queue_id", queueID)
+	log.Debug("mta view", "milter_protocol", m.Version(), "header_leading_space", m.Protocol()&milter.OptHeaderLeadingSpace != 0,
+		"max_data_size", m.MaxDataSize(), "queue_id_at_mail", h.view.queueIDMail, "queue_id_at_rcpt", h.view.queueIDRcpt,
+		"client_port", h.view.clientPort, "local_submission", h.localSubmission, "rcpt_args", strings.Join(h.view.rcptArgs, " "))
 
 	// Wait for every lookup; the message deadline bounds the wait, and a
 	// lookup still running at the deadline counts as indeterminate.
@@ -271,8 +274,28 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		log.Error("message", append([]any{"action", "tempfail", "reason", "encryption failed", "err", err}, attrs...)...)
 		return tempFail()
 	}
+	if len(others) > 0 && h.localSubmission {
+		// Postfix's local submission: the recipients shown are rewritten
+		// ones that DeleteRecipient cannot name (cleanup compares with the
+		// original address), so every copy is re-injected, the one that
+		// would stay too, and this transaction is discarded.
+		for i, g := range groups {
+			n := "; split copy"
+			if i == 0 {
+				n = note // the copy that would have stayed
+			}
+			if err := h.reinjectGroup(g, leadSpace, n); err != nil {
+				log.Error("message", append([]any{"action", "tempfail", "reason", "re-injection of a copy failed", "copy", g.String(), "err", err}, attrs...)...)
+				return tempFail()
+			}
+		}
+		log.Info("message", append([]any{"action", plan.Action.String(), "format", keep.format.String(), "cipher", enc.cipher, "keys", enc.keys,
+			"copies", groupList(groups), "reinjected", "all (local submission)", "reason", plan.Reason,
+			"duration", time.Since(h.start).Round(time.Millisecond)}, attrs...)...)
+		return milter.RespDiscard, nil
+	}
 	for _, g := range others {
-		if err := h.reinjectGroup(g, leadSpace); err != nil {
+		if err := h.reinjectGroup(g, leadSpace, "; split copy"); err != nil {
 			log.Error("message", append([]any{"action", "tempfail", "reason", "re-injection of a copy failed", "copy", g.String(), "err", err}, attrs...)...)
 			return tempFail()
 		}
@@ -422,7 +445,7 @@ func (h *handler) entity(leadSpace bool) (io.Reader, int64, error) {
 
 // reinjectGroup sends one copy through the Reinjector: the message as
 // received (plaintext group) or encrypted for the group.
-func (h *handler) reinjectGroup(g group, leadSpace bool) error {
+func (h *handler) reinjectGroup(g group, leadSpace bool, note string) error {
 	// Its own deadline: h.ctx started at MAIL FROM and has been eaten by
 	// the client's upload; the copy deserves the full timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.MessageTimeout)
@@ -472,7 +495,7 @@ func (h *handler) reinjectGroup(g group, leadSpace bool) error {
 	for _, f := range enc.fields {
 		writeField(&hdr, f.Name, " "+f.Value, true)
 	}
-	writeField(&hdr, TraceHeader, " "+enc.trace("; split copy"), true)
+	writeField(&hdr, TraceHeader, " "+enc.trace(note), true)
 	hdr.WriteString("\r\n")
 
 	pr, wait := encryptPipe(enc, hdr.String(), entity, size)

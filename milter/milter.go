@@ -207,7 +207,9 @@ func NewServer(opts Options) (*milter.Server, error) {
 		// We need envelope, headers and body; not the connection data.
 		milter.WithProtocols(milter.OptNoConnect|milter.OptNoHelo|milter.OptNoUnknown|milter.OptNoData|milter.OptHeaderLeadingSpace),
 		milter.WithActions(milter.OptAddHeader|milter.OptChangeHeader|milter.OptChangeBody|milter.OptRemoveRcpt),
-		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroQueueId}),
+		// {client_port} is "0" for Postfix's local submissions (sendmail,
+		// pickup), where cleanup shows the milter rewritten recipients.
+		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroQueueId, milter.MacroClientPort}),
 		milter.WithMacroRequest(milter.StageRcpt, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
 		// A malformed packet, one over MaxPacketSize or one that stalls ends
@@ -270,6 +272,21 @@ type handler struct {
 	// dryRunNote is the trace header value of per-entry dry runs, for the
 	// re-injected plaintext copy too.
 	dryRunNote string
+	// localSubmission: Postfix's cleanup emulates the SMTP session of mail
+	// submitted with sendmail(1) ({client_port} "0") and shows the milter
+	// recipients after canonical rewriting, while a DeleteRecipient must
+	// name the original address. A split then re-injects every copy and
+	// discards this transaction instead of deleting recipients.
+	localSubmission bool
+	// view is what the MTA showed of this message, for the debug log.
+	view mtaView
+}
+
+// mtaView is what the MTA showed the milter of one message: the queue ID at
+// each stage, the recipient arguments as sent.
+type mtaView struct {
+	queueIDMail, queueIDRcpt, clientPort string
+	rcptArgs                             []string
 }
 
 func (h *handler) begin() {
@@ -291,6 +308,7 @@ func (h *handler) reset() {
 	}
 	h.ctx, h.cancel, h.from, h.senderExempt, h.rcpts, h.headers, h.body = nil, nil, "", "", nil, nil, nil
 	h.headerBytes, h.headersOverflow, h.dryRunNote = 0, false, ""
+	h.localSubmission, h.view = false, mtaView{}
 }
 
 // tempFail is the reply for any failure inside the daemon: generic text, the
@@ -407,12 +425,20 @@ func (h *handler) MailFrom(from string, _ string, m milter.Modifier) (resp *milt
 	h.begin()
 	h.from = milter.RemoveAngle(strings.TrimSpace(from))
 	h.senderExempt = h.opts.Exemptions.Sender(h.from)
+	h.view.queueIDMail, h.view.clientPort = m.Get(milter.MacroQueueId), m.Get(milter.MacroClientPort)
+	h.localSubmission = h.view.clientPort == "0"
 	return milter.RespContinue, nil
 }
 
 func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter.Response, err error) {
 	defer h.guard("rcpt", &resp, &err)
 	h.begin()
+	if len(h.view.rcptArgs) < 3 {
+		h.view.rcptArgs = append(h.view.rcptArgs, addr)
+		if h.view.queueIDRcpt == "" {
+			h.view.queueIDRcpt = m.Get(milter.MacroQueueId)
+		}
+	}
 	addr = milter.RemoveAngle(strings.TrimSpace(addr))
 	for _, r := range h.rcpts {
 		if r.addr == addr {

@@ -28,6 +28,11 @@ type SimResult struct {
 // the tests use it; it is not needed to run the daemon. It talks through a
 // [StrictDialer], so a reply Postfix would refuse is an error here too.
 func Simulate(network, address, queueID, from string, rcpts []string, msg []byte) (*SimResult, error) {
+	return simulate(network, address, queueID, from, rcpts, msg, nil)
+}
+
+// simulate is Simulate with more macros for the milter, e.g. {client_port}.
+func simulate(network, address, queueID, from string, rcpts []string, msg []byte, extra map[string]string) (*SimResult, error) {
 	hdrs, body, err := splitMessage(msg)
 	if err != nil {
 		return nil, err
@@ -36,6 +41,9 @@ func Simulate(network, address, queueID, from string, rcpts []string, msg []byte
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}))
 	macros := milter.NewMacroBag()
 	macros.Set(milter.MacroQueueId, queueID)
+	for k, v := range extra {
+		macros.Set(k, v)
+	}
 	s, err := client.Session(macros)
 	if err != nil {
 		return nil, err
