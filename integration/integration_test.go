@@ -39,6 +39,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,7 @@ func TestEndToEnd(t *testing.T) {
 		for _, name := range []string{"plain.eml", "utf8-8bit.eml", "multipart-attachment.eml", "folded-headers.eml", "no-content-type.eml"} {
 			t.Run("encrypt/"+name, func(t *testing.T) { e.testEncrypt(t, name) })
 		}
+		t.Run("mta-view", e.testMTAView)
 		t.Run("two-recipients", e.testTwoRecipients)
 		t.Run("no-record-plaintext", e.testNoRecord)
 		t.Run("miltertest", e.testMiltertest)
@@ -406,4 +408,49 @@ func (e *env) testMilterDown(t *testing.T) {
 		t.Fatalf("alice got %d deliveries after the restart, want 1", len(ds))
 	}
 	e.checkEncrypted(t, ds[0].data, orig, 1, e.alice)
+}
+
+// testMTAView records what the MTA shows the milter (danemilter's "mta
+// view" debug line: protocol version, header leading space, largest data
+// packet, the queue ID at MAIL, RCPT and end of message, {client_port}, the
+// RCPT arguments as sent) for README "What each MTA shows the milter", and
+// checks what danemilter relies on: a queue ID at end of message, and
+// recipients it can parse.
+func (e *env) testMTAView(t *testing.T) {
+	off := logSize(t, e.cur.log)
+	orig := readCorpus(t, "folded-headers.eml")
+	ds := e.deliver(t, []string{e.alice.addr, e.carol}, orig)
+	if len(ds) == 0 {
+		t.Fatal("no delivery")
+	}
+	line, _ := waitLog(t, e.cur.log, off, 10*time.Second, func(l string) bool { return strings.Contains(l, `msg="mta view"`) })
+	t.Logf("%s: %s", e.cur.name, line)
+	qid := logField(line, "queue_id")
+	if qid == "" {
+		t.Errorf("no queue ID at end of message: %s", line)
+	}
+	for _, f := range []string{"milter_protocol", "header_leading_space", "queue_id_at_mail", "queue_id_at_rcpt", "client_port", "rcpt_args"} {
+		t.Logf("%s %s = %q", e.cur.name, f, logField(line, f))
+	}
+	if args := logField(line, "rcpt_args"); !strings.Contains(args, e.alice.addr) || !strings.Contains(args, e.carol) {
+		t.Errorf("rcpt_args %q lack the recipients", args)
+	}
+}
+
+// logField is the value of key=value or key="value" in a log line.
+func logField(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key)+2:]
+	if strings.HasPrefix(v, `"`) {
+		if u, err := strconv.Unquote(v[:1+strings.Index(v[1:], `"`)+1]); err == nil {
+			return u
+		}
+	}
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	return v
 }
