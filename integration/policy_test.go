@@ -483,8 +483,16 @@ func (p *policyEnv) testMandatoryMixed(t *testing.T) {
 // to the daemon over SMTP, where the milters run): the split works the same.
 func (p *policyEnv) testCommandLine(t *testing.T) {
 	orig := readCorpus(t, "plain.eml")
+	off := logSize(t, p.log)
 	a := p.commandLine(t, []string{p.alice.addr, p.carol}, orig)
 	p.expect(t, a, orig, []*user{p.alice}, []string{p.carol}, true)
+	// What the MTA showed the milter (README "Sendmail" table): Postfix's
+	// local submission has {client_port} 0, Sendmail's MSP comes over SMTP.
+	line, _ := waitLog(t, p.log, off, 10*time.Second, func(l string) bool { return strings.Contains(l, `msg="mta view"`) })
+	t.Logf("%s: %s", p.cur.name, line)
+	if want := fmt.Sprint(p.cur.postfix != nil); logField(line, "local_submission") != want {
+		t.Errorf("local_submission %q, want %s", logField(line, "local_submission"), want)
+	}
 }
 
 // commandLine submits msg (with a marker) to rcpts with the current MTA's
