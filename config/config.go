@@ -610,9 +610,13 @@ func (c *Config) setDefaults() error {
 	if c.Exempt.Recipients == nil {
 		c.Exempt.Recipients = append([]string(nil), policy.DefaultExemptRecipients...)
 	}
+	// Each list is checked on its own so that the error names its key.
+	if _, err := policy.NewExemptions(c.Exempt.Senders, nil); err != nil {
+		return invalid("exempt.senders", "%v", err)
+	}
 	ex, err := policy.NewExemptions(c.Exempt.Senders, c.Exempt.Recipients)
 	if err != nil {
-		return invalid("exempt", "%v", err)
+		return invalid("exempt.recipients", "%v", err)
 	}
 	c.Exemptions = ex
 
@@ -638,6 +642,21 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Reinject.Timeout == 0 {
 		c.Reinject.Timeout = Duration(DefaultReinjectTimeout)
+	}
+	// A bare TOML integer decodes into a Duration as nanoseconds (go-toml
+	// sets the int64 directly): "timeout = 5" would be 5ns. No duration
+	// here is meaningful below a millisecond, so that is the wrong type.
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"dns.timeout", c.DNS.Timeout}, {"timeouts.message", c.Timeouts.Message}, {"timeouts.shutdown", c.Timeouts.Shutdown},
+		{"timeouts.rcpt", *c.Timeouts.Rcpt}, {"policy.map_check_interval", c.Policy.MapCheckInterval},
+		{"reinject.timeout", c.Reinject.Timeout}, {"smime.cert_dir_check_interval", c.SMIME.CertDirCheckInterval},
+	} {
+		if d.v > 0 && d.v < Duration(time.Millisecond) {
+			return invalid(d.key, "%s is too short; write a duration as a string like \"5s\" (a bare number is nanoseconds)", time.Duration(d.v))
+		}
 	}
 	return nil
 }
