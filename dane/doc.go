@@ -43,7 +43,7 @@
 //
 // # Selecting keys
 //
-// [SelectSMIMEA] turns the SMIMEA records of a secure answer into the
+// [Selector.Select] turns the SMIMEA records of a secure answer into the
 // certificates that may be used to encrypt to one address, and explains why
 // every other record was skipped.
 package dane

@@ -66,7 +66,7 @@ func FuzzSelectSMIMEA(f *testing.F) {
 			&dns.TXT{Hdr: dns.RR_Header{Name: "x.", Rrtype: dns.TypeTXT}, Txt: []string{rawHex}},
 			smimea(3, 0, 0, rawHex),
 		}
-		keys, rejected := SelectSMIMEA(addr, rrs, testNow)
+		keys, rejected := (&Selector{}).Select(addr, rrs, testNow)
 		if len(keys)+len(rejected) != 2 {
 			t.Fatalf("%d keys and %d rejected of 2 SMIMEA records", len(keys), len(rejected))
 		}

@@ -77,11 +77,6 @@ type CertSource interface {
 	Certificates() []*x509.Certificate
 }
 
-// SelectSMIMEA is Selector{}.Select: records only, system roots.
-func SelectSMIMEA(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
-	return (&Selector{}).Select(addr, rrs, now)
-}
-
 // Select returns the certificates among the SMIMEA records rrs (other record
 // types are ignored) that may be used to encrypt mail to addr at time now,
 // and a reason for every record that yields none. Several usable records —

@@ -168,7 +168,7 @@ func TestSelectSMIMEAOne(t *testing.T) {
 			if now.IsZero() {
 				now = testNow
 			}
-			keys, rejected := SelectSMIMEA(a, []dns.RR{tc.rr}, now)
+			keys, rejected := (&Selector{}).Select(a, []dns.RR{tc.rr}, now)
 			if tc.reason == "" {
 				if len(keys) != 1 || len(rejected) != 0 {
 					t.Fatalf("got %d keys, rejected %+v; want usable", len(keys), rejected)
@@ -222,7 +222,7 @@ func TestSelectSMIMEAMany(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			keys, rejected := SelectSMIMEA(addr, tc.rrs, testNow)
+			keys, rejected := (&Selector{}).Select(addr, tc.rrs, testNow)
 			if len(keys) != len(tc.keys) {
 				t.Fatalf("%d keys, want %d (rejected %+v)", len(keys), len(tc.keys), rejected)
 			}

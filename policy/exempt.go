@@ -8,7 +8,7 @@ import (
 // Exemptions name senders and recipients whose mail danemilter leaves alone:
 // it is neither encrypted nor refused for them. An exemption never weakens
 // level encrypt: a recipient whose level is encrypt is protected even when
-// exempt (see Exempt).
+// exempt (README "Exemptions").
 //
 // Patterns:
 //

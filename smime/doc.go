@@ -173,7 +173,7 @@
 //
 // with smime-type=authEnveloped-data for the GCM ciphers (RFC 8551
 // §3.2.2). [EncryptBase64] writes that body, [OuterFieldsFor] lists those
-// header fields for a cipher ([OuterFields] is the CBC form),
+// header fields for a cipher,
 // [IsEntityHeader] tells which fields of the original message move inside
 // the encryption (Content-*; RFC 2045 §9 lets MIME-Version stay outside),
 // [IsEncrypted] recognises messages labelled as already encrypted (RFC

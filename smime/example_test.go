@@ -50,8 +50,8 @@ func ExampleIsEntityHeader() {
 	// content-transfer-encoding: true
 }
 
-func ExampleOuterFields() {
-	for _, f := range smime.OuterFields() {
+func ExampleOuterFieldsFor_cbc() {
+	for _, f := range smime.OuterFieldsFor(smime.AES256CBC) {
 		fmt.Printf("%s: %s\n", f.Name, f.Value)
 	}
 	// Output:
@@ -90,7 +90,7 @@ func ExampleEncryptBase64() {
 
 	var msg bytes.Buffer
 	msg.WriteString("From: alice@example.com\r\nTo: bob@example.org\r\nMIME-Version: 1.0\r\n")
-	for _, f := range smime.OuterFields() {
+	for _, f := range smime.OuterFieldsFor(smime.AES256CBC) {
 		fmt.Fprintf(&msg, "%s: %s\r\n", f.Name, f.Value)
 	}
 	msg.WriteString("\r\n")

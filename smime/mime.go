@@ -17,12 +17,6 @@ func IsEntityHeader(name string) bool {
 // Field is one header field; Value carries no leading space.
 type Field struct{ Name, Value string }
 
-// OuterFields returns the header fields of the application/pkcs7-mime entity
-// that replaces an entity encrypted with a CBC Cipher (smime-type
-// enveloped-data): OuterFieldsFor(AES256CBC). It is kept for callers that
-// only know the CBC ciphers; prefer OuterFieldsFor.
-func OuterFields() []Field { return OuterFieldsFor(AES256CBC) }
-
 // OuterFieldsFor returns the header fields of the application/pkcs7-mime
 // entity that replaces an entity encrypted with c (RFC 8551 §3.3), in the
 // order they should appear. The body that goes with them is what

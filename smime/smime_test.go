@@ -178,7 +178,7 @@ func runOpenSSL(tb testing.TB, openssl string, args ...string) []byte {
 }
 
 // smimeMessage wraps an EncryptBase64 body as a whole message with the
-// OuterFields header, as the milter sends it.
+// OuterFieldsFor header, as the milter sends it.
 func smimeMessage(body []byte, c Cipher) []byte {
 	var b bytes.Buffer
 	b.WriteString("From: sender@example.test\r\nTo: rcpt@example.test\r\nSubject: test\r\nMIME-Version: 1.0\r\n")
@@ -666,9 +666,9 @@ func TestOuterFields(t *testing.T) {
 		{"Content-Disposition", `attachment; filename="smime.p7m"`},
 		{"Content-Description", "S/MIME Encrypted Message"},
 	}
-	got := OuterFields()
+	got := OuterFieldsFor(AES256CBC)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("OuterFields() = %q, want %q", got, want)
+		t.Fatalf("OuterFieldsFor(AES256CBC) = %q, want %q", got, want)
 	}
 	for _, c := range append(ciphers, Cipher(99)) {
 		fields := OuterFieldsFor(c)
@@ -696,8 +696,8 @@ func TestOuterFields(t *testing.T) {
 	}
 	// Callers own the slice.
 	got[0].Value = "text/plain"
-	if OuterFields()[0].Value == "text/plain" {
-		t.Error("OuterFields returns shared state")
+	if OuterFieldsFor(AES256CBC)[0].Value == "text/plain" {
+		t.Error("OuterFieldsFor returns shared state")
 	}
 }
 

@@ -1,5 +1,15 @@
-// Command danemilter is a milter that encrypts outbound mail to recipients
-// whose keys are published in DNSSEC-signed SMIMEA records (RFC 8162).
+// Command danemilter is a milter for Postfix and Sendmail that encrypts
+// outbound mail to the keys its recipients publish in DNSSEC-signed zones:
+// SMIMEA records (RFC 8162) for S/MIME (RFC 8551) and OPENPGPKEY records
+// (RFC 7929) for PGP/MIME (RFC 3156). Per recipient a policy level (none,
+// may, dane, encrypt, after Postfix's TLS levels; package policy) turns the
+// lookup's DNSSEC outcome into encrypt, plaintext, a 550 or a 451, and a
+// message whose recipients need different treatment is split into one copy
+// each, re-injected into the MTA's milter-less listener.
+//
+// This command only wires the packages together: config loads the file,
+// dane and openpgp find the keys, smime and openpgp encrypt, policy decides,
+// milter talks to the MTA.
 //
 // Usage:
 //
@@ -38,7 +48,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   danemilter serve --config FILE          run the milter daemon
   danemilter check-config --config FILE   validate FILE and print the effective configuration
-  danemilter lookup [--config FILE] ADDR  show SMIMEA records, DNSSEC status and the decision for ADDR
+  danemilter lookup [--config FILE] ADDR  show the SMIMEA and OPENPGPKEY records, DNSSEC status and decision for ADDR
   danemilter record smimea|openpgpkey ... ADDR  print the SMIMEA or OPENPGPKEY record for ADDR
   danemilter demo                         encrypt a sample message in-process (no DNS, no MTA needed)
   danemilter version
