@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/smtp"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,41 +23,25 @@ func TestPostfixLargeBench(t *testing.T) {
 	if os.Getenv("DANEMILTER_BENCH") != "1" {
 		t.Skip("benchmark: set DANEMILTER_BENCH=1 (scripts/bench-postfix-large)")
 	}
-	requireEnvironment(t)
+	e := newEnv(t)
 	size := envInt(t, "DANEMILTER_BENCH_SIZE", 25_000_000)
 	rounds := envInt(t, "DANEMILTER_BENCH_ROUNDS", 5)
 	// Queue files must hold the encrypted copy (README, "Large messages").
 	queueLimit := size*142/100 + 1_000_000
 
-	dir := t.TempDir()
-	ports := freePorts(t, 5)
-	nsdPort, unboundPort, milterPort, smtpPort, alonePort := ports[0], ports[1], ports[2], ports[3], ports[4]
-	e := &env{dir: dir, milterPort: milterPort}
-	keys := filepath.Join(dir, "keys")
-	if err := os.Mkdir(keys, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	e.alice = newUser(t, keys, "alice@secure.test")
-	e.dns = startDNS(t, filepath.Join(dir, "dns"), nsdPort, unboundPort, e.alice)
+	e.alice = newUser(t, e.keys, "alice@secure.test")
+	aloneAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	e.start(t, envSpec{
+		zones: []zoneSpec{{name: zoneName, signed: true, users: []*user{e.alice}}},
+		config: func(dir string, milterPort int, _ string) string {
+			return daemonConfig{logLevel: "info", top: fmt.Sprintf("max_encrypted_size = \"%d\"\n", queueLimit)}.
+				write(t, dir, milterPort, e.dns.resolver())
+		},
+		postfixMain: fmt.Sprintf("message_size_limit = %d\ntest_client_message_size_limit = %d\n", queueLimit, size+1_000_000),
+		postfixServices: []postfixService{{name: "postfix smtpd without milters", addr: aloneAddr,
+			conf: aloneAddr + " inet n - n - - smtpd\n  -o syslog_name=postfix/alone -o smtpd_milters= -o message_size_limit=$test_client_message_size_limit\n"}},
+	})
 	e.dns.requireSecure(t, []*user{e.alice}, nil)
-	e.sink = startSink(t)
-	e.bin = buildDanemilter(t, dir)
-	e.config = writeConfig(t, dir, milterPort, e.dns.resolver())
-	// Top-level keys must come before the first table: prepend them.
-	cfg, err := os.ReadFile(e.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, e.config, append(fmt.Appendf(nil, "max_encrypted_size = \"%d\"\nlog_level = \"info\"\n", queueLimit),
-		strings.Replace(string(cfg), `log_level = "debug"`, "", 1)...), 0o644)
-	e.milter = startDanemilter(t, e.bin, e.config, filepath.Join(dir, "danemilter.log"), milterPort)
-	alone := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
-  -o syslog_name=postfix/alone -o smtpd_milters= -o message_size_limit=$test_client_message_size_limit
-`, alonePort)
-	limits := fmt.Sprintf("message_size_limit = %d\ntest_client_message_size_limit = %d\n", queueLimit, size+1_000_000)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, limits, alone)
-	aloneAddr := fmt.Sprintf("127.0.0.1:%d", alonePort)
-	waitTCP(t, "postfix smtpd without milters", aloneAddr, 20*time.Second, nil)
 
 	orig := largeMessage(t, size)
 	rss0 := procStatus(t, e.milter.pid(), "VmRSS")

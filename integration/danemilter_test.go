@@ -3,42 +3,100 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
 
-// buildDanemilter builds the daemon into dir.
+// The danemilter binary of the package's tests: built once, by the first
+// test that needs it, into a directory TestMain removes.
+var build struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
+// buildDanemilter returns the danemilter binary, which one go build makes
+// for every test of the package; dir is not used.
 func buildDanemilter(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "danemilter")
-	out, errOut, err := runErr("", 5*time.Minute, goTool(t), "build", "-o", bin, "github.com/danemilter/danemilter/cmd/danemilter")
-	if err != nil {
-		t.Fatalf("go build danemilter: %v\n%s%s", err, out, errOut)
+	goTool := goTool(t)
+	build.once.Do(func() {
+		if build.dir, build.err = os.MkdirTemp("", "danemilter-integration-"); build.err != nil {
+			return
+		}
+		bin := filepath.Join(build.dir, "danemilter")
+		out, errOut, err := runErr("", 5*time.Minute, goTool, "build", "-o", bin, "github.com/danemilter/danemilter/cmd/danemilter")
+		if err != nil {
+			build.err = fmt.Errorf("go build danemilter: %w\n%s%s", err, out, errOut)
+			return
+		}
+		build.bin = bin
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
 	}
-	return bin
+	return build.bin
+}
+
+// daemonConfig is a test's danemilter configuration beyond what every test
+// sets: the milter on 127.0.0.1, local.test local, the spool in the test's
+// directory, Unbound the only resolver with a 2s timeout.
+type daemonConfig struct {
+	logLevel string // "debug" when empty
+	top      string // more top-level keys
+	policy   string // the lines of [policy]; `default = "dane"` when empty
+	reinject string // reinject.address, if any
+	tables   string // more tables
+}
+
+// write writes the configuration to dir/danemilter.toml and returns its
+// path.
+func (c daemonConfig) write(t *testing.T, dir string, milterPort int, resolver string) string {
+	t.Helper()
+	if c.logLevel == "" {
+		c.logLevel = "debug"
+	}
+	if c.policy == "" {
+		c.policy = `default = "dane"`
+	}
+	if c.reinject != "" {
+		c.tables += fmt.Sprintf("\n[reinject]\naddress = %q\nhelo = \"danemilter.local.test\"\n", c.reinject)
+	}
+	path := filepath.Join(dir, "danemilter.toml")
+	writeFile(t, path, fmt.Appendf(nil, `# danemilter integration test
+listen = "inet:127.0.0.1:%d"
+local_domains = ["local.test"]
+log_level = %q
+spool_dir = %q
+%s
+[dns]
+resolvers = [%q]
+timeout = "2s"
+
+[policy]
+%s
+%s`, milterPort, c.logLevel, dir, c.top, resolver, c.policy, c.tables), 0o644)
+	return path
 }
 
 // writeConfig writes danemilter's configuration: milter on milterPort,
 // Unbound as the only resolver, policy dane for everyone.
 func writeConfig(t *testing.T, dir string, milterPort int, resolver string) string {
 	t.Helper()
-	path := filepath.Join(dir, "danemilter.toml")
-	writeFile(t, path, fmt.Appendf(nil, `# danemilter integration test
-listen = "inet:127.0.0.1:%d"
-local_domains = ["local.test"]
-log_level = "debug"
-spool_dir = %q
-
-[dns]
-resolvers = [%q]
-timeout = "2s"
-
-[policy]
-default = "dane"
-`, milterPort, dir, resolver), 0o644)
-	return path
+	return daemonConfig{}.write(t, dir, milterPort, resolver)
 }
 
 // milterDaemon is a running "danemilter serve".

@@ -9,10 +9,147 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+const sender = "sender@local.test"
+
+// env is one top-level test's environment: NSD and Unbound serving its
+// zones, the sink standing in for the Internet, and the MTAs with the
+// danemilters they call. newEnv makes its directory, start brings it up.
+type env struct {
+	dir        string
+	keys       string // where the test's keys go
+	bin        string // danemilter
+	config     string // danemilter.toml
+	log        string // the output of Postfix's danemilter
+	milterPort int
+	milter     *milterDaemon
+	dns        *dnsEnv
+	sink       *sink
+	postfix    *postfixEnv
+	alice, bob *user
+	carol      string
+	seq        int
+	mtas       []*mta            // every MTA of the environment
+	cur        *mta              // the MTA of this copy (forMTA), nil: Postfix
+	virtuser   map[string]string // Sendmail's virtusertable, if any
+	started    time.Time
+}
+
+// envSpec is what sets one environment apart from the others.
+type envSpec struct {
+	zones []zoneSpec
+	// config writes the configuration of a danemilter on milterPort into
+	// dir, for split copies to reinject ("" for none), and returns its
+	// path. It runs once per MTA, after DNS is up.
+	config func(dir string, milterPort int, reinject string) string
+	// checkConfig, if set, runs between writing Postfix's danemilter's
+	// configuration and starting it.
+	checkConfig func(t *testing.T, reinject string)
+	// postfixMain is appended to Postfix's main.cf, postfixServices to its
+	// master.cf.
+	postfixMain     string
+	postfixServices []postfixService
+	// reinject gives Postfix a milter-less listener for split copies
+	// (README "Mixed recipients"), the re-injection address of its
+	// danemilter.
+	reinject bool
+	// sendmail starts a Sendmail beside Postfix, with a danemilter of its
+	// own; virtuser is its virtusertable.
+	sendmail bool
+	virtuser map[string]string
+}
+
+// postfixService is a listener of master.cf beyond the smtpd with milters.
+type postfixService struct {
+	name string // for the wait's message
+	addr string // host:port
+	conf string // its master.cf lines
+}
+
+// reinjectService is the re-injection listener of README "Mixed
+// recipients": an smtpd without milters.
+func reinjectService(addr string) postfixService {
+	return postfixService{name: "postfix re-injection smtpd", addr: addr, conf: addr + ` inet n - n - - smtpd
+  -o syslog_name=postfix/reinject
+  -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters
+  -o content_filter= -o mynetworks=127.0.0.0/8
+  -o smtpd_recipient_restrictions=permit_mynetworks,reject -o smtpd_client_restrictions=
+`}
+}
+
+// newEnv checks that the test can run (requireEnvironment, and programs
+// only it needs) and makes its directory, a directory for keys, and the
+// danemilter binary, for what the test prepares before start.
+func newEnv(t *testing.T, programs ...string) *env {
+	t.Helper()
+	requireEnvironment(t)
+	requirePrograms(t, programs...)
+	e := &env{started: time.Now(), dir: t.TempDir()}
+	e.keys = mkdirPrivate(t, filepath.Join(e.dir, "keys"))
+	e.bin = buildDanemilter(t, e.dir)
+	return e
+}
+
+// secureZone makes alice and bob, who have keys, and carol, who has none,
+// and returns the signed zone secure.test that publishes their records.
+func (e *env) secureZone(t *testing.T) zoneSpec {
+	t.Helper()
+	e.alice = newUser(t, e.keys, "alice@secure.test")
+	e.bob = newUser(t, e.keys, "bob@secure.test")
+	e.carol = "carol@secure.test"
+	return zoneSpec{name: zoneName, signed: true, users: []*user{e.alice, e.bob}}
+}
+
+// start brings up what spec describes: NSD and Unbound with its zones, the
+// sink, danemilter and Postfix, and Sendmail with its own danemilter when
+// asked. e.mtas lists Postfix first.
+func (e *env) start(t *testing.T, spec envSpec) {
+	t.Helper()
+	ports := freePorts(t, 5)
+	nsdPort, unboundPort, smtpPort := ports[0], ports[1], ports[3]
+	e.milterPort = ports[2]
+	e.dns = startDNSZones(t, filepath.Join(e.dir, "dns"), nsdPort, unboundPort, spec.zones...)
+	t.Logf("DNS ready after %v: NSD on 127.0.0.1:%d, Unbound on %s, trust anchors %v",
+		time.Since(e.started).Round(time.Millisecond), nsdPort, e.dns.resolver(), e.dns.anchors)
+
+	e.sink = startSink(t)
+	var reinject string
+	services := spec.postfixServices
+	if spec.reinject {
+		reinject = fmt.Sprintf("127.0.0.1:%d", ports[4])
+		services = append([]postfixService{reinjectService(reinject)}, services...)
+	}
+	e.config = spec.config(e.dir, e.milterPort, reinject)
+	if spec.checkConfig != nil {
+		spec.checkConfig(t, reinject)
+	}
+	e.log = filepath.Join(e.dir, "danemilter.log")
+	e.milter = startDanemilter(t, e.bin, e.config, e.log, e.milterPort)
+	var master []string
+	for _, s := range services {
+		master = append(master, s.conf)
+	}
+	e.postfix = startPostfix(t, filepath.Join(e.dir, "postfix"), smtpPort, e.sink.port(), e.milterPort, spec.postfixMain, master...)
+	for _, s := range services {
+		waitTCP(t, s.name, s.addr, 20*time.Second, nil)
+	}
+	e.mtas = []*mta{e.postfixMTA(reinject, e.log)}
+	if spec.sendmail {
+		e.virtuser = spec.virtuser
+		e.mtas = append(e.mtas, e.addSendmail(t, spec.config))
+	}
+	var mtas []string
+	for _, m := range e.mtas {
+		mtas = append(mtas, fmt.Sprintf("%s %s (danemilter %s, re-injection %q)", m.name, m.smtp, m.milter.addr, m.reinject))
+	}
+	t.Logf("all parts running after %v: %s; sink 127.0.0.1:%d",
+		time.Since(e.started).Round(time.Millisecond), strings.Join(mtas, ", "), e.sink.port())
+}
 
 // requiredBinaries are the programs of the Debian packages setup.sh installs
 // that this test runs.
@@ -73,8 +210,15 @@ func mustLookPath(t *testing.T, name string) string {
 	return p
 }
 
+// handedOut are the ports freePorts returned: none is returned twice, so
+// that the ports of two calls never collide before their servers bind them.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // freePorts returns n distinct ports of 127.0.0.1 that are free for both TCP
-// and UDP at the time of the call.
+// and UDP at the time of the call, and that no earlier call returned.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var held []net.Listener
@@ -83,6 +227,8 @@ func freePorts(t *testing.T, n int) []int {
 			l.Close()
 		}
 	}()
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	var ports []int
 	for tries := 0; len(ports) < n && tries < 100; tries++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,6 +236,10 @@ func freePorts(t *testing.T, n int) []int {
 			t.Fatalf("cannot find a free port: %v", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[port] {
+			held = append(held, l) // so that the next Listen gets another
+			continue
+		}
 		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			l.Close()
@@ -98,6 +248,7 @@ func freePorts(t *testing.T, n int) []int {
 		pc.Close()
 		held = append(held, l)
 		ports = append(ports, port)
+		handedOut.ports[port] = true
 	}
 	if len(ports) < n {
 		t.Fatalf("found only %d of %d free ports", len(ports), n)
@@ -278,4 +429,14 @@ func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
 	if err := os.WriteFile(path, data, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// mkdirPrivate makes a directory only its owner may enter (keys, GnuPG
+// homes) or fails the test.
+func mkdirPrivate(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

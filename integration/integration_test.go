@@ -26,6 +26,15 @@
 // (PGP/MIME decrypted with gpg), the format preference and a message split
 // into an S/MIME and a PGP/MIME copy.
 //
+// TestLabelEndToEnd (label_test.go) proves that a message labelled as
+// encrypted passes untouched only when it really is encrypted to the
+// recipient's key.
+//
+// Each test brings up its environment with newEnv and start (env_test.go)
+// from an envSpec: its zones, its danemilter configuration, what Postfix
+// adds, whether Sendmail runs too. Test keys and certificates come from
+// pki_test.go; one go build of danemilter serves every test.
+//
 // The test needs root and the Debian packages of setup.sh. It skips without
 // them, and under -short, unless DANEMILTER_INTEGRATION=1 is set, which
 // turns a skip into a failure.
@@ -45,57 +54,16 @@ import (
 	"time"
 )
 
-const sender = "sender@local.test"
-
-// env is everything the subtests share.
-type env struct {
-	dir        string
-	bin        string // danemilter
-	config     string // danemilter.toml
-	milterPort int
-	milter     *milterDaemon
-	dns        *dnsEnv
-	sink       *sink
-	postfix    *postfixEnv
-	alice, bob *user
-	carol      string
-	seq        int
-	mtas       []*mta            // every MTA of the environment
-	cur        *mta              // the MTA of this copy (forMTA), nil: Postfix
-	virtuser   map[string]string // Sendmail's virtusertable, if any
-}
-
 func TestEndToEnd(t *testing.T) {
-	requireEnvironment(t)
-	started := time.Now()
-	dir := t.TempDir()
-	ports := freePorts(t, 4)
-	nsdPort, unboundPort, milterPort, smtpPort := ports[0], ports[1], ports[2], ports[3]
-
-	e := &env{dir: dir, milterPort: milterPort, carol: "carol@secure.test"}
-	keys := filepath.Join(dir, "keys")
-	if err := os.Mkdir(keys, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	e.alice = newUser(t, keys, "alice@secure.test")
-	e.bob = newUser(t, keys, "bob@secure.test")
-
-	e.dns = startDNS(t, filepath.Join(dir, "dns"), nsdPort, unboundPort, e.alice, e.bob)
-	e.dns.requireSecure(t, []*user{e.alice, e.bob}, []string{e.carol})
-	t.Logf("DNS ready after %v: NSD on 127.0.0.1:%d, Unbound on %s, trust anchor %s",
-		time.Since(started).Round(time.Millisecond), nsdPort, e.dns.resolver(), e.dns.ds)
-
-	e.sink = startSink(t)
-	e.bin = buildDanemilter(t, dir)
-	e.config = writeConfig(t, dir, milterPort, e.dns.resolver())
-	e.milter = startDanemilter(t, e.bin, e.config, filepath.Join(dir, "danemilter.log"), milterPort)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, "")
-	e.mtas = []*mta{e.postfixMTA("", filepath.Join(dir, "danemilter.log")),
-		e.addSendmail(t, func(dir string, milterPort int, _ string) string {
+	e := newEnv(t)
+	e.start(t, envSpec{
+		zones: []zoneSpec{e.secureZone(t)},
+		config: func(dir string, milterPort int, _ string) string {
 			return writeConfig(t, dir, milterPort, e.dns.resolver())
-		})}
-	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, sendmail %s, sink 127.0.0.1:%d",
-		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, e.mtas[1].smtp, e.sink.port())
+		},
+		sendmail: true,
+	})
+	e.dns.requireSecure(t, []*user{e.alice, e.bob}, []string{e.carol})
 
 	t.Run("lookup", e.testLookup)
 	e.eachMTA(t, func(t *testing.T, e *env) {
@@ -109,7 +77,7 @@ func TestEndToEnd(t *testing.T) {
 		// Last: it stops the daemon (and starts it again).
 		t.Run("milter-down-tempfail", e.testMilterDown)
 	})
-	t.Logf("end to end test took %v", time.Since(started).Round(time.Millisecond))
+	t.Logf("end to end test took %v", time.Since(e.started).Round(time.Millisecond))
 }
 
 // testLookup checks the exit codes of "danemilter lookup": 0 when a usable
@@ -191,6 +159,16 @@ func (e *env) deliver(t *testing.T, rcpts []string, msg []byte) []delivery {
 		t.Fatalf("%v\nswaks:\n%s", err, transcript)
 	}
 	return ds
+}
+
+// checkNoStrayCopies fails the test for whatever reached the sink and no
+// subtest took: a copy that should not exist (a duplicate, or mail for a
+// refused recipient).
+func (e *env) checkNoStrayCopies(t *testing.T) {
+	t.Helper()
+	for _, d := range e.sink.rest("", 2*time.Second) {
+		t.Errorf("unexpected delivery at the sink (from %s to %v):\n%s", d.from, d.rcpts, clip(d.data, 600))
+	}
 }
 
 // testEncrypt sends a message of the corpus to alice and proves that it
@@ -285,7 +263,6 @@ func (e *env) checkEncrypted(t *testing.T, msg, orig []byte, keys int, users ...
 func (e *env) checkSMIME(t *testing.T, msg, orig []byte, smimeType string, keys int, users ...*user) {
 	t.Helper()
 	h := parseHeader(t, msg)
-	oh := parseHeader(t, orig)
 
 	if cts := h["Content-Type"]; len(cts) != 1 {
 		t.Errorf("delivered message has %d Content-Type fields, want 1: %q", len(cts), cts)
@@ -306,19 +283,7 @@ func (e *env) checkSMIME(t *testing.T, msg, orig []byte, smimeType string, keys 
 	} else if !strings.Contains(traces[0], fmt.Sprintf("keys=%d", keys)) {
 		t.Errorf("X-Danemilter %q, want keys=%d", traces[0], keys)
 	}
-	for _, k := range []string{"From", "To", "Subject", "Date", "Message-Id"} {
-		if got, want := collapseSpace(h.Get(k)), collapseSpace(oh.Get(k)); got != want {
-			t.Errorf("header %s: got %q, want %q", k, got, want)
-		}
-	}
-	// No field of the original entity may stay outside, in clear.
-	fields, _ := splitMessage(t, msg)
-	origFields, _ := splitMessage(t, orig)
-	for _, f := range origFields {
-		if strings.HasPrefix(strings.ToLower(fieldName(f)), "content-") && slices.Contains(fields, f) {
-			t.Errorf("original entity field %q is still in the outer header", f)
-		}
-	}
+	checkOuterHeader(t, msg, orig)
 
 	want := mimeEntity(t, orig)
 	msgFile, err := os.CreateTemp(e.dir, "delivered-*.eml")
@@ -342,6 +307,25 @@ func (e *env) checkSMIME(t *testing.T, msg, orig []byte, smimeType string, keys 
 			continue
 		}
 		t.Logf("%s: openssl cms -decrypt gives the original MIME entity, %d bytes identical", u.addr, len(out))
+	}
+}
+
+// checkOuterHeader checks that msg, encrypted, kept orig's RFC 5322 fields
+// and that no field of orig's MIME entity stays outside, in clear.
+func checkOuterHeader(t *testing.T, msg, orig []byte) {
+	t.Helper()
+	h, oh := parseHeader(t, msg), parseHeader(t, orig)
+	for _, k := range []string{"From", "To", "Subject", "Date", "Message-Id"} {
+		if got, want := collapseSpace(h.Get(k)), collapseSpace(oh.Get(k)); got != want {
+			t.Errorf("header %s: got %q, want %q", k, got, want)
+		}
+	}
+	fields, _ := splitMessage(t, msg)
+	origFields, _ := splitMessage(t, orig)
+	for _, f := range origFields {
+		if strings.HasPrefix(strings.ToLower(fieldName(f)), "content-") && slices.Contains(fields, f) {
+			t.Errorf("original entity field %q is still in the outer header", f)
+		}
 	}
 }
 

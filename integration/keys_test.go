@@ -2,20 +2,11 @@ package integration
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
-	"math/big"
 	"mime"
 	"mime/multipart"
 	"os"
@@ -50,24 +41,10 @@ const keysZone = "keys.test."
 //   - openssl cms -decrypt and gpg --decrypt prove each delivered copy
 //     readable by its recipient, to the original MIME entity byte for byte.
 func TestKeysEndToEnd(t *testing.T) {
-	requireEnvironment(t)
-	requirePrograms(t, "gpg", "gpgconf")
-	started := time.Now()
-	dir := t.TempDir()
-	ports := freePorts(t, 6)
-	nsdPort, unboundPort, milterPort, smtpPort, reinjectPort, bigPort := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
-
-	e := &env{dir: dir, milterPort: milterPort}
+	e := newEnv(t, "gpg", "gpgconf")
 	k := &keysEnv{env: e}
-	keys := filepath.Join(dir, "keys")
-	certDir := filepath.Join(dir, "certs")
-	for _, d := range []string{keys, certDir} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.sink = startSink(t)
-	e.bin = buildDanemilter(t, dir)
+	keys := e.keys
+	certDir := mkdirPrivate(t, filepath.Join(e.dir, "certs"))
 
 	// S/MIME keys and certificates.
 	k.root = newTestCA(t, keys, "root")
@@ -89,18 +66,14 @@ func TestKeysEndToEnd(t *testing.T) {
 	}
 
 	// OpenPGP keys from GnuPG, each in its own home.
-	gnupg := filepath.Join(dir, "gnupg")
-	if err := os.Mkdir(gnupg, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	gnupg := mkdirPrivate(t, filepath.Join(e.dir, "gnupg"))
 	k.rsaPGP = newPGPUser(t, filepath.Join(gnupg, "rsa"), "RSA User", "rsa-pgp@keys.test", "rsa3072")
 	k.cvPGP = newPGPUser(t, filepath.Join(gnupg, "cv"), "CV User", "cv-pgp@keys.test", "future-default")
 	k.bothP = newPGPUser(t, filepath.Join(gnupg, "both"), "Both User", "both@keys.test", "future-default")
 	k.bothPrefP = newPGPUser(t, filepath.Join(gnupg, "both-pref"), "Both Pref User", "both@pgp.keys.test", "future-default")
-	t.Logf("keys ready after %v", time.Since(started).Round(time.Millisecond))
+	t.Logf("keys ready after %v", time.Since(e.started).Round(time.Millisecond))
 
 	// The records, as "danemilter record" prints them.
-	k.records = map[string][]string{}
 	k.smimea(t, k.ecdsa, "3", "1", "1")
 	k.smimea(t, k.pkix, "1", "0", "1")
 	k.smimea(t, k.rollOld, "3", "0", "0")
@@ -111,49 +84,32 @@ func TestKeysEndToEnd(t *testing.T) {
 	for _, p := range []*pgpUser{k.rsaPGP, k.cvPGP, k.bothP, k.bothPrefP} {
 		k.openpgpkey(t, p)
 	}
-	var lines []string
-	for _, owner := range slices.Sorted(maps.Keys(k.records)) {
-		lines = append(lines, k.records[owner]...)
-	}
-	e.dns = startDNSZones(t, filepath.Join(dir, "dns"), nsdPort, unboundPort,
-		zoneSpec{name: keysZone, signed: true, records: lines})
-	k.requireDNS(t)
-	t.Logf("DNS ready after %v: NSD on 127.0.0.1:%d, Unbound on %s, trust anchors %v",
-		time.Since(started).Round(time.Millisecond), nsdPort, e.dns.resolver(), e.dns.anchors)
 
-	e.config = writeKeysConfig(t, dir, milterPort, e.dns.resolver(), certDir, k.root.certFile, fmt.Sprintf("127.0.0.1:%d", reinjectPort))
-	if out, errOut, err := runErr("", 30*time.Second, e.bin, "check-config", "--config", e.config); err != nil {
-		t.Fatalf("danemilter check-config: %v\n%s%s", err, out, errOut)
-	}
-	k.log = filepath.Join(dir, "danemilter.log")
-	e.milter = startDanemilter(t, e.bin, e.config, k.log, milterPort)
-	reinject := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
-  -o syslog_name=postfix/reinject
-  -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters
-  -o content_filter= -o mynetworks=127.0.0.0/8
-  -o smtpd_recipient_restrictions=permit_mynetworks,reject -o smtpd_client_restrictions=
-`, reinjectPort)
 	// As the README recommends for encryption: queue files (cleanup) may be
 	// larger than what clients may send, by the growth of encryption. A
 	// second smtpd, with milters, takes more than the queue files may hold:
 	// what danemilter does then is testLarge's "too big" case.
-	big := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
-  -o syslog_name=postfix/big -o message_size_limit=20000000
-`, bigPort)
-	sizes := fmt.Sprintf("message_size_limit = %d\n", largeQueueLimit)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, sizes, reinject, big)
-	waitTCP(t, "postfix re-injection smtpd", fmt.Sprintf("127.0.0.1:%d", reinjectPort), 20*time.Second, nil)
-	waitTCP(t, "postfix big smtpd", fmt.Sprintf("127.0.0.1:%d", bigPort), 20*time.Second, nil)
-	k.bigSMTP = fmt.Sprintf("127.0.0.1:%d", bigPort)
-	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, re-injection 127.0.0.1:%d, sink 127.0.0.1:%d",
-		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, reinjectPort, e.sink.port())
-
-	// Sendmail has no size limit of its own here (confMAX_MESSAGE_SIZE
-	// unset): its daemon port is also the "big" one.
-	e.mtas = []*mta{e.postfixMTA(fmt.Sprintf("127.0.0.1:%d", reinjectPort), k.log),
-		e.addSendmail(t, func(dir string, milterPort int, reinject string) string {
+	k.bigSMTP = fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	e.start(t, envSpec{
+		zones: []zoneSpec{{name: keysZone, signed: true, records: k.zoneLines()}},
+		config: func(dir string, milterPort int, reinject string) string {
 			return writeKeysConfig(t, dir, milterPort, e.dns.resolver(), certDir, k.root.certFile, reinject)
-		})}
+		},
+		checkConfig: func(t *testing.T, _ string) {
+			if out, errOut, err := runErr("", 30*time.Second, e.bin, "check-config", "--config", e.config); err != nil {
+				t.Fatalf("danemilter check-config: %v\n%s%s", err, out, errOut)
+			}
+		},
+		postfixMain: fmt.Sprintf("message_size_limit = %d\n", largeQueueLimit),
+		postfixServices: []postfixService{{name: "postfix big smtpd", addr: k.bigSMTP,
+			conf: k.bigSMTP + " inet n - n - - smtpd\n  -o syslog_name=postfix/big -o message_size_limit=20000000\n"}},
+		reinject: true,
+		// Sendmail has no size limit of its own here (confMAX_MESSAGE_SIZE
+		// unset): its daemon port is also the "big" one.
+		sendmail: true,
+	})
+	k.log = e.log
+	k.requireDNS(t)
 
 	t.Run("lookup", k.testLookup)
 	for _, m := range e.mtas {
@@ -173,15 +129,11 @@ func TestKeysEndToEnd(t *testing.T) {
 		})
 	}
 
-	// Whatever reached the sink and no subtest took is a copy that should
-	// not exist.
-	for _, d := range e.sink.rest("", 2*time.Second) {
-		t.Errorf("unexpected delivery at the sink (from %s to %v):\n%s", d.from, d.rcpts, clip(d.data, 600))
-	}
+	e.checkNoStrayCopies(t)
 	for _, m := range e.mtas {
 		k.forMTA(m).checkLog(t)
 	}
-	t.Logf("keys end to end test took %v", time.Since(started).Round(time.Millisecond))
+	t.Logf("keys end to end test took %v", time.Since(e.started).Round(time.Millisecond))
 }
 
 // keysEnv is the environment of TestKeysEndToEnd.
@@ -228,21 +180,9 @@ func requirePrograms(t *testing.T, names ...string) {
 // writeKeysConfig writes the configuration of TestKeysEndToEnd.
 func writeKeysConfig(t *testing.T, dir string, milterPort int, resolver, certDir, roots, reinjectAddr string) string {
 	t.Helper()
-	path := filepath.Join(dir, "danemilter.toml")
-	writeFile(t, path, fmt.Appendf(nil, `# danemilter keys integration test
-listen = "inet:127.0.0.1:%d"
-local_domains = ["local.test"]
-log_level = "debug"
-spool_dir = %q
-max_encrypted_size = "%d"
-
-[dns]
-resolvers = [%q]
-timeout = "2s"
-
-[policy]
-default = "dane"
-
+	return daemonConfig{
+		top: fmt.Sprintf("max_encrypted_size = \"%d\"\n", largeQueueLimit),
+		tables: fmt.Sprintf(`
 [smime]
 cipher = "aes256-cbc"
 cert_dir = %q
@@ -259,110 +199,9 @@ prefer = "smime"
 
 [format.domains]
 "pgp.keys.test" = "openpgp"
-
-[reinject]
-address = %q
-helo = "danemilter.local.test"
-`, milterPort, dir, largeQueueLimit, resolver, certDir, roots, reinjectAddr), 0o644)
-	return path
-}
-
-// testCA is a root certificate authority made by the test.
-type testCA struct {
-	cert     *x509.Certificate
-	key      crypto.Signer
-	certFile string
-}
-
-func randomSerial(t *testing.T) *big.Int {
-	t.Helper()
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serial
-}
-
-// newTestCA makes a self-signed ECDSA P-256 root and writes it as PEM to
-// dir/name.crt.
-func newTestCA(t *testing.T, dir, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(t),
-		Subject:               pkix.Name{CommonName: "danemilter integration test root", Organization: []string{"danemilter test"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(2 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{cert: cert, key: key, certFile: filepath.Join(dir, name+".crt")}
-	writeFile(t, ca.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	return ca
-}
-
-// newCertUser makes a key pair, ECDSA P-256 when ec is set and RSA-2048
-// otherwise, and an S/MIME certificate for addr (email SAN, emailProtection,
-// key usage keyAgreement for EC and keyEncipherment for RSA), valid from an
-// hour ago for a year, issued by ca or self-signed when ca is nil. It
-// writes dir/name.crt and dir/name.key (PKCS #8) as PEM.
-func newCertUser(t *testing.T, dir, name, addr string, ec bool, ca *testCA) *user {
-	t.Helper()
-	var key crypto.Signer
-	var err error
-	usage := x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature
-	if ec {
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		usage = x509.KeyUsageKeyAgreement
-	} else {
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:   randomSerial(t),
-		Subject:        pkix.Name{CommonName: addr},
-		EmailAddresses: []string{addr},
-		NotBefore:      now.Add(-time.Hour),
-		NotAfter:       now.Add(365 * 24 * time.Hour),
-		KeyUsage:       usage,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	}
-	parent, signer := tmpl, key
-	if ca != nil {
-		parent, signer = ca.cert, ca.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &user{addr: addr, cert: cert, certFile: filepath.Join(dir, name+".crt"), keyFile: filepath.Join(dir, name+".key")}
-	writeFile(t, u.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	writeFile(t, u.keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600)
-	return u
+`, certDir, roots),
+		reinject: reinjectAddr,
+	}.write(t, dir, milterPort, resolver)
 }
 
 // pgpUser is a recipient with an OpenPGP key pair made by GnuPG in a home
@@ -480,6 +319,9 @@ func (k *keysEnv) addRecord(t *testing.T, out []byte, owner, rrtype, data string
 	if got := strings.Join(strings.Fields(m[3]), ""); data != "" && got != strings.Join(strings.Fields(data), "") {
 		t.Fatalf("danemilter record printed %s data %q, want %q", rrtype, clip([]byte(m[3]), 80), clip([]byte(data), 80))
 	}
+	if k.records == nil {
+		k.records = map[string][]string{}
+	}
 	k.records[owner] = append(k.records[owner], line)
 	if rrtype == "SMIMEA" {
 		if k.smimeaN == nil {
@@ -492,6 +334,15 @@ func (k *keysEnv) addRecord(t *testing.T, out []byte, owner, rrtype, data string
 		}
 		k.openpgpkeyN[owner]++
 	}
+}
+
+// zoneLines are the records addRecord kept, ordered by owner name.
+func (k *keysEnv) zoneLines() []string {
+	var lines []string
+	for _, owner := range slices.Sorted(maps.Keys(k.records)) {
+		lines = append(lines, k.records[owner]...)
+	}
+	return lines
 }
 
 // smimea makes u's SMIMEA record with "danemilter record smimea" and checks
@@ -788,7 +639,6 @@ func (k *keysEnv) checkPGP(t *testing.T, msg, orig []byte, to []*pgpUser, reader
 	t.Helper()
 	keys := len(to)
 	h := parseHeader(t, msg)
-	oh := parseHeader(t, orig)
 	armored := pgpParts(t, msg)
 	if h.Get("MIME-Version") == "" {
 		t.Errorf("no MIME-Version in the encrypted message")
@@ -797,18 +647,7 @@ func (k *keysEnv) checkPGP(t *testing.T, msg, orig []byte, to []*pgpUser, reader
 		t.Errorf("outer Content-Transfer-Encoding %q, want none or 7bit", cte)
 	}
 	wantTrace(t, msg, "encrypted; format=pgp-mime", fmt.Sprintf("keys=%d", keys))
-	for _, f := range []string{"From", "To", "Subject", "Date", "Message-Id"} {
-		if got, want := collapseSpace(h.Get(f)), collapseSpace(oh.Get(f)); got != want {
-			t.Errorf("header %s: got %q, want %q", f, got, want)
-		}
-	}
-	fields, _ := splitMessage(t, msg)
-	origFields, _ := splitMessage(t, orig)
-	for _, f := range origFields {
-		if strings.HasPrefix(strings.ToLower(fieldName(f)), "content-") && slices.Contains(fields, f) {
-			t.Errorf("original entity field %q is still in the outer header", f)
-		}
-	}
+	checkOuterHeader(t, msg, orig)
 	var wantTo []string
 	for _, u := range to {
 		wantTo = append(wantTo, u.encKeys...)

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,62 +27,27 @@ const labelZone = "label.test."
 //     the recipient's key passes untouched; made for another key, it is
 //     encrypted again to the recipient's.
 func TestLabelEndToEnd(t *testing.T) {
-	requireEnvironment(t)
-	requirePrograms(t, "gpg", "gpgconf")
-	started := time.Now()
-	dir := t.TempDir()
-	ports := freePorts(t, 4)
-	nsdPort, unboundPort, milterPort, smtpPort := ports[0], ports[1], ports[2], ports[3]
-
-	e := &env{dir: dir, milterPort: milterPort}
-	k := &keysEnv{env: e, records: map[string][]string{}}
-	keys := filepath.Join(dir, "keys")
-	gnupg := filepath.Join(dir, "gnupg")
-	for _, d := range []string{keys, gnupg} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.sink = startSink(t)
-	e.bin = buildDanemilter(t, dir)
-
-	partner := newUser(t, keys, "partner@label.test")
-	outsider := newUser(t, keys, "outsider@elsewhere.test") // a key no record names
+	e := newEnv(t, "gpg", "gpgconf")
+	k := &keysEnv{env: e}
+	dir := e.dir
+	gnupg := mkdirPrivate(t, filepath.Join(dir, "gnupg"))
+	partner := newUser(t, e.keys, "partner@label.test")
+	outsider := newUser(t, e.keys, "outsider@elsewhere.test") // a key no record names
 	pgpU := newPGPUser(t, filepath.Join(gnupg, "pgp"), "PGP Partner", "pgp@label.test", "future-default")
 	pgpOut := newPGPUser(t, filepath.Join(gnupg, "out"), "PGP Outsider", "pgp-out@elsewhere.test", "future-default")
 	k.openpgpkey(t, pgpU)
-	var lines []string
-	for _, ls := range k.records {
-		lines = append(lines, ls...)
-	}
-	e.dns = startDNSZones(t, filepath.Join(dir, "dns"), nsdPort, unboundPort,
-		zoneSpec{name: labelZone, signed: true, users: []*user{partner}, records: lines})
+	e.start(t, envSpec{
+		zones: []zoneSpec{{name: labelZone, signed: true, users: []*user{partner}, records: k.zoneLines()}},
+		config: func(dir string, milterPort int, _ string) string {
+			return daemonConfig{policy: `default = "encrypt"`, tables: "\n[openpgp]\nenabled = true\n"}.
+				write(t, dir, milterPort, e.dns.resolver())
+		},
+	})
+	k.log = e.log
 	e.dns.requireSecure(t, []*user{partner}, nil)
 	if r, err := e.dns.dig(t, "OPENPGPKEY", openpgpkeyOwner(pgpU.addr)); err != nil || r.status != "NOERROR" || !r.has("ad") {
 		t.Fatalf("precondition: no DNSSEC-validated OPENPGPKEY for %s: %v\n%s", pgpU.addr, err, r.answer)
 	}
-
-	e.config = filepath.Join(dir, "danemilter.toml")
-	writeFile(t, e.config, fmt.Appendf(nil, `# danemilter label integration test
-listen = "inet:127.0.0.1:%d"
-local_domains = ["local.test"]
-log_level = "debug"
-spool_dir = %q
-
-[dns]
-resolvers = [%q]
-timeout = "2s"
-
-[policy]
-default = "encrypt"
-
-[openpgp]
-enabled = true
-`, milterPort, dir, e.dns.resolver()), 0o600)
-	k.log = filepath.Join(dir, "danemilter.log")
-	e.milter = startDanemilter(t, e.bin, e.config, k.log, milterPort)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, "")
-	t.Logf("all parts running after %v", time.Since(started).Round(time.Millisecond))
 
 	fakes := map[string][]byte{
 		"label-fake-smime.eml": readCorpus(t, "label-fake-smime.eml"),
@@ -132,9 +95,7 @@ enabled = true
 		k.checkPGP(t, msg, orig, []*pgpUser{pgpU}, pgpU)
 	})
 
-	for _, d := range e.sink.rest("", 2*time.Second) {
-		t.Errorf("unexpected delivery at the sink (from %s to %v):\n%s", d.from, d.rcpts, clip(d.data, 600))
-	}
+	e.checkNoStrayCopies(t)
 	k.checkLog(t)
 }
 

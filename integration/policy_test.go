@@ -32,78 +32,53 @@ import (
 // Mail goes in through swaks (smtpd_milters) and Postfix's sendmail
 // (non_smtpd_milters); the sink shows what would have left the host.
 func TestPolicyEndToEnd(t *testing.T) {
-	requireEnvironment(t)
-	started := time.Now()
-	dir := t.TempDir()
-	ports := freePorts(t, 5)
-	nsdPort, unboundPort, milterPort, smtpPort, reinjectPort := ports[0], ports[1], ports[2], ports[3], ports[4]
-
-	e := &env{dir: dir, milterPort: milterPort, carol: "carol@secure.test"}
+	e := newEnv(t)
+	secure := e.secureZone(t)
 	p := &policyEnv{env: e, mapped: "mapped@plain.test", carolAlias: "carol-alias@secure.test"}
-	keys := filepath.Join(dir, "keys")
-	if err := os.Mkdir(keys, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	e.alice = newUser(t, keys, "alice@secure.test")
-	e.bob = newUser(t, keys, "bob@secure.test")
-	p.dave = newUser(t, keys, "dave@broken.test")
-	p.erin = newUser(t, keys, "erin@broken.test")
-	p.other = newUser(t, keys, "other@plain.test")
-	p.strict = newUser(t, keys, "strict@plain.test")
-
-	e.dns = startDNSZones(t, filepath.Join(dir, "dns"), nsdPort, unboundPort,
-		zoneSpec{name: zoneName, signed: true, users: []*user{e.alice, e.bob}},
-		zoneSpec{name: "broken.test.", signed: true, tamper: true, users: []*user{p.dave, p.erin}},
-		zoneSpec{name: "plain.test.", users: []*user{p.other, p.strict}},
-	)
-	p.requireDNS(t)
-	t.Logf("DNS ready after %v: NSD on 127.0.0.1:%d, Unbound on %s, trust anchors %v",
-		time.Since(started).Round(time.Millisecond), nsdPort, e.dns.resolver(), e.dns.anchors)
-
-	e.sink = startSink(t)
-	e.bin = buildDanemilter(t, dir)
-	p.mapFile = filepath.Join(dir, "policy.map")
+	p.dave = newUser(t, e.keys, "dave@broken.test")
+	p.erin = newUser(t, e.keys, "erin@broken.test")
+	p.other = newUser(t, e.keys, "other@plain.test")
+	p.strict = newUser(t, e.keys, "strict@plain.test")
+	p.mapFile = filepath.Join(e.dir, "policy.map")
 	writeFile(t, p.mapFile, []byte(firstMap(p)), 0o644)
-	// README "Configuration" and "Mixed recipients" give reinject.address
-	// as host:port. Should the daemon refuse that form, the test says so
-	// and goes on with Postfix's inet:host:port, which it also accepts, so
-	// that the other proofs still run.
-	reinjectAddr := fmt.Sprintf("127.0.0.1:%d", reinjectPort)
-	e.config = writePolicyConfig(t, dir, milterPort, e.dns.resolver(), p.mapFile, reinjectAddr)
-	t.Run("config-reinject-address", func(t *testing.T) {
-		out, errOut, err := runErr("", 30*time.Second, e.bin, "check-config", "--config", e.config)
-		if err != nil {
-			t.Errorf("danemilter check-config refuses reinject.address = %q, the host:port form README documents: %v\n%s%s",
-				reinjectAddr, err, out, errOut)
-			e.config = writePolicyConfig(t, dir, milterPort, e.dns.resolver(), p.mapFile, "inet:"+reinjectAddr)
-			t.Logf("going on with reinject.address = %q", "inet:"+reinjectAddr)
-			return
-		}
-		t.Logf("check-config accepts reinject.address = %q", reinjectAddr)
+	config := func(dir string, milterPort int, reinject string) string {
+		return writePolicyConfig(t, dir, milterPort, e.dns.resolver(), p.mapFile, reinject)
+	}
+	e.start(t, envSpec{
+		zones: []zoneSpec{
+			secure,
+			{name: "broken.test.", signed: true, tamper: true, users: []*user{p.dave, p.erin}},
+			{name: "plain.test.", users: []*user{p.other, p.strict}},
+		},
+		config: config,
+		// README "Configuration" and "Mixed recipients" give
+		// reinject.address as host:port. Should the daemon refuse that
+		// form, the test says so and goes on with Postfix's
+		// inet:host:port, which it also accepts, so that the other proofs
+		// still run.
+		checkConfig: func(t *testing.T, reinject string) {
+			t.Run("config-reinject-address", func(t *testing.T) {
+				out, errOut, err := runErr("", 30*time.Second, e.bin, "check-config", "--config", e.config)
+				if err != nil {
+					t.Errorf("danemilter check-config refuses reinject.address = %q, the host:port form README documents: %v\n%s%s",
+						reinject, err, out, errOut)
+					e.config = config(e.dir, e.milterPort, "inet:"+reinject)
+					t.Logf("going on with reinject.address = %q", "inet:"+reinject)
+					return
+				}
+				t.Logf("check-config accepts reinject.address = %q", reinject)
+			})
+		},
+		// The canonical map gives carol a second address that only the
+		// rewritten-recipient subtests use; Sendmail's virtusertable does
+		// the same.
+		postfixMain: fmt.Sprintf("recipient_canonical_maps = inline:{ %s=%s }\n", p.carolAlias, p.carol),
+		reinject:    true,
+		sendmail:    true,
+		virtuser:    map[string]string{p.carolAlias: p.carol},
 	})
-	p.log = filepath.Join(dir, "danemilter.log")
-	e.milter = startDanemilter(t, e.bin, e.config, p.log, milterPort)
-	// The re-injection listener of README "Mixed recipients": no milters.
-	reinject := fmt.Sprintf(`127.0.0.1:%d inet n - n - - smtpd
-  -o syslog_name=postfix/reinject
-  -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters
-  -o content_filter= -o mynetworks=127.0.0.0/8
-  -o smtpd_recipient_restrictions=permit_mynetworks,reject -o smtpd_client_restrictions=
-`, reinjectPort)
-	// The canonical map gives carol a second address that only the
-	// rewritten-recipient subtests use.
-	canonical := fmt.Sprintf("recipient_canonical_maps = inline:{ %s=%s }\n", p.carolAlias, p.carol)
-	e.postfix = startPostfix(t, filepath.Join(dir, "postfix"), smtpPort, e.sink.port(), milterPort, canonical, reinject)
-	waitTCP(t, "postfix re-injection smtpd", fmt.Sprintf("127.0.0.1:%d", reinjectPort), 20*time.Second, nil)
-	t.Logf("all parts running after %v: danemilter %s, postfix smtpd %s, re-injection 127.0.0.1:%d, sink 127.0.0.1:%d",
-		time.Since(started).Round(time.Millisecond), e.milter.addr, e.postfix.smtp, reinjectPort, e.sink.port())
-
-	// Sendmail rewrites carol-alias with its virtusertable.
-	e.virtuser = map[string]string{p.carolAlias: p.carol}
-	e.mtas = []*mta{e.postfixMTA(reinjectAddr, p.log),
-		e.addSendmail(t, func(dir string, milterPort int, reinject string) string {
-			return writePolicyConfig(t, dir, milterPort, e.dns.resolver(), p.mapFile, reinject)
-		})}
+	p.log = e.log
+	p.requireDNS(t)
 
 	for _, m := range e.mtas {
 		pm := p.forMTA(m)
@@ -129,12 +104,8 @@ func TestPolicyEndToEnd(t *testing.T) {
 		}
 	})
 
-	// Whatever reached the sink and no subtest took is a copy that should
-	// not exist: a duplicate, or mail for a refused recipient.
-	for _, d := range e.sink.rest("", 2*time.Second) {
-		t.Errorf("unexpected delivery at the sink (from %s to %v):\n%s", d.from, d.rcpts, clip(d.data, 600))
-	}
-	t.Logf("policy end to end test took %v", time.Since(started).Round(time.Millisecond))
+	e.checkNoStrayCopies(t)
+	t.Logf("policy end to end test took %v", time.Since(e.started).Round(time.Millisecond))
 }
 
 // forMTA is a copy of the environment whose mail goes through m.
@@ -159,32 +130,16 @@ type policyEnv struct {
 // writePolicyConfig writes the configuration of TestPolicyEndToEnd.
 func writePolicyConfig(t *testing.T, dir string, milterPort int, resolver, mapFile, reinjectAddr string) string {
 	t.Helper()
-	path := filepath.Join(dir, "danemilter.toml")
-	writeFile(t, path, fmt.Appendf(nil, `# danemilter policy integration test
-listen = "inet:127.0.0.1:%d"
-local_domains = ["local.test"]
-log_level = "debug"
-spool_dir = %q
-
-[dns]
-resolvers = [%q]
-timeout = "2s"
-
-[policy]
-default = "dane"
-map_file = %q
-map_check_interval = "200ms"
-
+	return daemonConfig{
+		policy: fmt.Sprintf("default = \"dane\"\nmap_file = %q\nmap_check_interval = \"200ms\"", mapFile),
+		tables: `
 [policy.recipients]
 "strict@plain.test" = "encrypt"
 "erin@broken.test" = "encrypt"
 "bob@secure.test" = "encrypt"
-
-[reinject]
-address = %q
-helo = "danemilter.local.test"
-`, milterPort, dir, resolver, mapFile, reinjectAddr), 0o644)
-	return path
+`,
+		reinject: reinjectAddr,
+	}.write(t, dir, milterPort, resolver)
 }
 
 var digEDE = regexp.MustCompile(`(?m)^; EDE: (\d+).*$`)
