@@ -92,12 +92,36 @@ var mtaOptneg = rawPkt('O', "\x00\x00\x00\x06\x00\x00\x01\xff\x00\x1f\xff\xff")
 
 // rawConn is an MTA connection driven packet by packet.
 type rawConn struct {
-	t testing.TB
-	c net.Conn
-	r *bufio.Reader
+	t        testing.TB
+	c        net.Conn
+	r        *bufio.Reader
+	protocol uint32 // negotiated SMFIP_* flags
+}
+
+// replied reports whether the MTA reads a reply to packet p: not when the
+// event was negotiated without one (SMFIP_NR_*).
+func (rc *rawConn) replied(p []byte) bool {
+	return rc.protocol&noReplyFlag[p[4]] == 0
+}
+
+// exchange sends p and, when the MTA reads a reply to it, reads the reply;
+// "c" when there is none.
+func (rc *rawConn) exchange(p []byte) (byte, string) {
+	rc.t.Helper()
+	rc.send(p)
+	if !rc.replied(p) {
+		return 'c', ""
+	}
+	return rc.read()
 }
 
 func dialRaw(t testing.TB, addr string) *rawConn {
+	t.Helper()
+	return dialRawOptneg(t, addr, mtaOptneg)
+}
+
+// dialRawOptneg connects and negotiates with the MTA's packet optneg.
+func dialRawOptneg(t testing.TB, addr string, optneg []byte) *rawConn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -105,11 +129,13 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	rc := &rawConn{t, c, bufio.NewReader(c)}
-	rc.send(mtaOptneg)
-	if code, _ := rc.read(); code != 'O' {
-		t.Fatalf("negotiation answered %c", code)
+	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	rc.send(optneg)
+	code, data := rc.read()
+	if code != 'O' || len(data) < 12 {
+		t.Fatalf("negotiation answered %c %q", code, data)
 	}
+	rc.protocol = binary.BigEndian.Uint32([]byte(data[8:12]))
 	return rc
 }
 
@@ -147,9 +173,38 @@ func (rc *rawConn) final() (byte, string) {
 	}
 }
 
+// mtaOptnegNoNR offers every protocol option but the SMFIP_NR_* ones, as an
+// MTA older than protocol 6 would.
+var mtaOptnegNoNR = rawPkt('O', "\x00\x00\x00\x06\x00\x00\x01\xff\x00\x10\x0f\x7f")
+
+// TestNoReplyNegotiation: danemilter asks for no reply to MAIL, header, end
+// of headers and body where the MTA offers it, and still works, answering
+// every event, where it does not.
+func TestNoReplyNegotiation(t *testing.T) {
+	addr := start(t, Options{Resolver: &dane.Fake{}})
+	nr := uint32(noReplyFlag['M'] | noReplyFlag['L'] | noReplyFlag['N'] | noReplyFlag['B'])
+	if rc := dialRaw(t, addr); rc.protocol&nr != nr || rc.protocol&noReplyFlag['R'] != 0 {
+		t.Errorf("offered everything: negotiated %#x, want the no-reply flags %#x and a reply to RCPT", rc.protocol, nr)
+	}
+	if rc := dialRawOptneg(t, addr, mtaOptnegNoNR); rc.protocol&0xff080 != 0 {
+		t.Errorf("offered no SMFIP_NR_*: negotiated %#x", rc.protocol)
+	}
+}
+
 // TestOutOfOrderCommands: commands out of the order of the milter protocol
-// are answered 451 and logged, never "accept, unchanged".
+// are answered 451 and logged, never "accept, unchanged". An event
+// negotiated without a reply gets its 451 at end of message, the next event
+// the MTA reads a reply to; without SMFIP_NR_* at the event itself.
 func TestOutOfOrderCommands(t *testing.T) {
+	for _, optneg := range []struct {
+		name string
+		pkt  []byte
+	}{{"no-reply events", mtaOptneg}, {"every event answered", mtaOptnegNoNR}} {
+		t.Run(optneg.name, func(t *testing.T) { testOutOfOrder(t, optneg.pkt) })
+	}
+}
+
+func testOutOfOrder(t *testing.T, optneg []byte) {
 	rec := &logRecorder{}
 	addr := start(t, Options{Resolver: &dane.Fake{}, Logger: slog.New(rec)})
 	mail := rawPkt('M', "<a@local.example>\x00")
@@ -176,10 +231,9 @@ func TestOutOfOrderCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rc := dialRaw(t, addr)
+			rc := dialRawOptneg(t, addr, optneg)
 			for _, p := range tt.before {
-				rc.send(p)
-				if code, data := rc.read(); code != 'c' {
+				if code, data := rc.exchange(p); code != 'c' {
 					t.Fatalf("in order command answered %c %q", code, data)
 				}
 			}
@@ -193,6 +247,9 @@ func TestOutOfOrderCommands(t *testing.T) {
 			}
 			n := rec.count("out of order")
 			rc.send(bad)
+			if !rc.replied(bad) {
+				rc.send(eom)
+			}
 			code, data := rc.final()
 			if code != 'y' || !strings.HasPrefix(data, "451 4.3.0 ") {
 				t.Fatalf("answered %c %q, want 451", code, data)
@@ -202,8 +259,7 @@ func TestOutOfOrderCommands(t *testing.T) {
 			}
 			// The connection goes on: the next message in order is served.
 			for _, p := range [][]byte{mail, rcpt, hdr, eoh, body} {
-				rc.send(p)
-				if code, data := rc.read(); code != 'c' {
+				if code, data := rc.exchange(p); code != 'c' {
 					t.Fatalf("next message: answered %c %q", code, data)
 				}
 			}

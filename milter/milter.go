@@ -57,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -203,9 +204,11 @@ func NewServer(opts Options) (*milter.Server, error) {
 	opts.defaults()
 	opts.budget = newMemBudget(opts.MemoryBudget)
 	return milter.NewServer(
-		milter.WithMilter(func() milter.Milter { return &ordered{handler: &handler{opts: &opts}} }),
-		// We need envelope, headers and body; not the connection data.
-		milter.WithProtocols(milter.OptNoConnect|milter.OptNoHelo|milter.OptNoUnknown|milter.OptNoData|milter.OptHeaderLeadingSpace),
+		milter.WithDynamicMilter(func(_ uint32, _ milter.OptAction, protocol milter.OptProtocol, _ milter.DataSize) milter.Milter {
+			return &ordered{handler: &handler{opts: &opts}, noReply: protocol & noReplies}
+		}),
+		milter.WithProtocols(protocols),
+		milter.WithNegotiationCallback(negotiate),
 		milter.WithActions(milter.OptAddHeader|milter.OptChangeHeader|milter.OptChangeBody|milter.OptRemoveRcpt),
 		// {client_port} is "0" for Postfix's local submissions (sendmail,
 		// pickup), where cleanup shows the milter rewritten recipients.
@@ -220,6 +223,38 @@ func NewServer(opts Options) (*milter.Server, error) {
 		milter.WithPacketTimeout(opts.PacketTimeout),
 		milter.WithWriteTimeout(time.Minute),
 	), nil
+}
+
+// protocols are the protocol options danemilter needs: no connect, HELO,
+// unknown-command or DATA events (it needs the envelope, the header and the
+// body, not the connection data), and header values as sent.
+const protocols = milter.OptNoConnect | milter.OptNoHelo | milter.OptNoUnknown | milter.OptNoData | milter.OptHeaderLeadingSpace
+
+// noReplies are the events whose reply danemilter does not need (protocol 6
+// SMFIP_NR_*, Postfix 2.6+, Sendmail 8.14+): MAIL FROM, each header field, end
+// of headers and each body chunk are always "continue", so the MTA sends them
+// without waiting, and a message costs two round trips (RCPT TO, which can
+// refuse a recipient, and end of message) instead of one per event. They are
+// asked for only when the MTA offers them. A failure at one of them (a panic,
+// a spool error, a command out of order) is given at the next event that has
+// a reply; see ordered.reply. SMFIP_SKIP is not asked for: it lets a milter
+// stop the body early, and danemilter needs all of it.
+const noReplies = milter.OptNoMailReply | milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoBodyReply
+
+// negotiate is go-milter's default negotiation (the MTA's version; the
+// actions and protocols danemilter needs, or no connection) plus noReplies
+// where the MTA offers them.
+func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions milter.OptAction, mtaProtocol, milterProtocol milter.OptProtocol, offered milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
+	if mtaVersion < 2 || mtaVersion > milterVersion {
+		return 0, 0, 0, 0, fmt.Errorf("milter: negotiate: unsupported protocol version: %d", mtaVersion)
+	}
+	if milterActions&mtaActions != milterActions {
+		return 0, 0, 0, 0, fmt.Errorf("milter: negotiate: MTA does not offer required actions. offered: %q requested: %q", mtaActions, milterActions)
+	}
+	if milterProtocol&mtaProtocol != milterProtocol {
+		return 0, 0, 0, 0, fmt.Errorf("milter: negotiate: MTA does not offer required protocol options. offered: %q requested: %q", mtaProtocol, milterProtocol)
+	}
+	return mtaVersion, milterActions, milterProtocol | noReplies&mtaProtocol, offered, nil
 }
 
 // field is one header field as the MTA sent it.
@@ -350,6 +385,24 @@ func (s stage) String() string { return stageNames[s] }
 type ordered struct {
 	*handler
 	stage stage
+	// noReply are the events negotiated without a reply (noReplies). The
+	// MTA reads nothing after them, so a failure there is kept in failed
+	// and given at the next event that has a reply.
+	noReply milter.OptProtocol
+	failed  *milter.Response
+}
+
+// reply passes resp on for an event the MTA waits for. For an event
+// negotiated without a reply, a response other than continue is kept for
+// the next RCPT TO or end of message (go-milter sends nothing either way).
+func (o *ordered) reply(nr milter.OptProtocol, resp *milter.Response, err error) (*milter.Response, error) {
+	if err != nil || o.noReply&nr == 0 || resp == nil || resp.Continue() {
+		return resp, err
+	}
+	if o.failed == nil {
+		o.failed = resp
+	}
+	return milter.RespContinue, nil
 }
 
 // allowed checks the command against the stages it may follow and moves
@@ -376,38 +429,54 @@ func (o *ordered) MailFrom(from string, esmtpArgs string, m milter.Modifier) (*m
 	// MAIL FROM starts a message whatever came before (go-milter sends an
 	// abort first when the MTA did not).
 	o.stage = stageMail
-	return o.handler.MailFrom(from, esmtpArgs, m)
+	o.failed = nil
+	resp, err := o.handler.MailFrom(from, esmtpArgs, m)
+	return o.reply(milter.OptNoMailReply, resp, err)
 }
 
 func (o *ordered) RcptTo(addr string, esmtpArgs string, m milter.Modifier) (*milter.Response, error) {
 	if !o.allowed("rcpt", stageRcpt, stageMail, stageRcpt) {
 		return tempFail()
 	}
+	if o.failed != nil { // MAIL FROM failed: refuse every recipient
+		return o.failed, nil
+	}
 	return o.handler.RcptTo(addr, esmtpArgs, m)
 }
 
 func (o *ordered) Header(name, value string, m milter.Modifier) (*milter.Response, error) {
 	if !o.allowed("header", stageHeader, stageRcpt, stageHeader) {
-		return tempFail()
+		resp, err := tempFail()
+		return o.reply(milter.OptNoHeaderReply, resp, err)
 	}
-	return o.handler.Header(name, value, m)
+	resp, err := o.handler.Header(name, value, m)
+	return o.reply(milter.OptNoHeaderReply, resp, err)
 }
 
 func (o *ordered) Headers(m milter.Modifier) (*milter.Response, error) {
 	if !o.allowed("eoh", stageEOH, stageRcpt, stageHeader) {
-		return tempFail()
+		resp, err := tempFail()
+		return o.reply(milter.OptNoEOHReply, resp, err)
 	}
-	return o.handler.Headers(m)
+	resp, err := o.handler.Headers(m)
+	return o.reply(milter.OptNoEOHReply, resp, err)
 }
 
 func (o *ordered) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, error) {
 	if !o.allowed("body", stageBody, stageEOH, stageBody) {
-		return tempFail()
+		resp, err := tempFail()
+		return o.reply(milter.OptNoBodyReply, resp, err)
 	}
-	return o.handler.BodyChunk(chunk, m)
+	resp, err := o.handler.BodyChunk(chunk, m)
+	return o.reply(milter.OptNoBodyReply, resp, err)
 }
 
 func (o *ordered) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
+	if f := o.failed; f != nil { // an event without a reply failed (and logged)
+		o.stage, o.failed = stageNone, nil
+		o.reset()
+		return f, nil
+	}
 	if !o.allowed("eom", stageNone, stageEOH, stageBody) {
 		return tempFail()
 	}
@@ -416,6 +485,7 @@ func (o *ordered) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 
 func (o *ordered) Abort(m milter.Modifier) error {
 	o.stage = stageNone
+	o.failed = nil
 	return o.handler.Abort(m)
 }
 
@@ -469,7 +539,7 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 	// encrypt, wait a little: an answer that is already known (the cache)
 	// or comes fast lets us refuse this recipient alone, now.
 	if r.match.Level >= policy.LevelDane {
-		if h.rcptWaitLeft > 0 {
+		if !yieldTo(r.done) && h.rcptWaitLeft > 0 {
 			t0 := time.Now()
 			t := time.NewTimer(h.rcptWaitLeft)
 			select {
@@ -479,8 +549,6 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 			}
 			t.Stop()
 			h.rcptWaitLeft -= time.Since(t0)
-		} else {
-			runtimeYield(r.done)
 		}
 		select {
 		case <-r.done:
@@ -496,14 +564,26 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 	return milter.RespContinue, nil
 }
 
-// runtimeYield gives a lookup that can be answered from the cache the chance
-// to finish before RCPT TO is answered: a few microseconds at most.
-func runtimeYield(done <-chan struct{}) {
-	t := time.NewTimer(2 * time.Millisecond)
-	defer t.Stop()
+// yieldTo gives a lookup that was just started, and that the cache can
+// answer, the chance to finish before RCPT TO is answered, without a timer
+// or a sleep: the go statement made the lookup the next goroutine this
+// thread runs, so yielding runs it (microseconds when cached); a lookup that
+// waits for the network parks at once and hands the thread back. It reports
+// whether the lookup is done.
+func yieldTo(done <-chan struct{}) bool {
+	for range 4 {
+		select {
+		case <-done:
+			return true
+		default:
+			runtime.Gosched()
+		}
+	}
 	select {
 	case <-done:
-	case <-t.C:
+		return true
+	default:
+		return false
 	}
 }
 

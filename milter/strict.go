@@ -79,16 +79,35 @@ const (
 	maxPostfixPkt = 1<<31/2 - 1
 )
 
+// noReplyFlag is the protocol 6 option (SMFIP_NR_*, libmilter/mfapi.h) with
+// which the milter asks the MTA not to wait for a reply to an event; the MTA
+// then reads none, and a reply the milter sends anyway is taken as the reply
+// to a later event (Postfix milter8_event, Sendmail milter_send_command).
+var noReplyFlag = map[byte]uint32{
+	'C': 1 << 12, // SMFIP_NR_CONN
+	'H': 1 << 13, // SMFIP_NR_HELO
+	'M': 1 << 14, // SMFIP_NR_MAIL
+	'R': 1 << 15, // SMFIP_NR_RCPT
+	'T': 1 << 16, // SMFIP_NR_DATA
+	'U': 1 << 17, // SMFIP_NR_UNKN
+	'N': 1 << 18, // SMFIP_NR_EOH
+	'B': 1 << 19, // SMFIP_NR_BODY
+	'L': 1 << 7,  // SMFIP_NR_HDR
+}
+
 // strictConn checks every reply packet the milter sends against the command
 // it answers. Reads and writes come from the client's one goroutine, but the
 // state is guarded anyway.
 type strictConn struct {
 	net.Conn
-	mu      sync.Mutex
-	out     []byte // MTA -> milter bytes not yet parsed into packets
-	in      []byte // milter -> MTA bytes not yet parsed
-	pending []byte // commands that await a reply, oldest first
-	actions uint32 // negotiated SMFIF_* flags
+	mu       sync.Mutex
+	out      []byte // MTA -> milter bytes not yet parsed into packets
+	in       []byte // milter -> MTA bytes not yet parsed
+	pending  []byte // commands sent and not answered, oldest first
+	actions  uint32 // negotiated SMFIF_* flags
+	protocol uint32 // negotiated SMFIP_* flags
+	// skipped is the last command negotiated without a reply.
+	skipped byte
 	// Within one end-of-message exchange: body replacement has started,
 	// and has been followed by another request (Postfix then refuses more).
 	replStarted, replLocked bool
@@ -162,7 +181,17 @@ func (c *strictConn) fail(event, reply byte, rule string) (int, error) {
 // check applies Postfix's milter8_event rules (and Sendmail's where they are
 // stricter) to one reply packet.
 func (c *strictConn) check(reply byte, data []byte) *ProtocolViolation {
+	// The MTA reads nothing for events negotiated without a reply: skip
+	// them. A reply too many then shows up as a reply without a command,
+	// however it was meant.
+	for len(c.pending) > 0 && c.protocol&noReplyFlag[c.pending[0]] != 0 {
+		c.skipped = c.pending[0]
+		c.pending = c.pending[1:]
+	}
 	if len(c.pending) == 0 {
+		if c.skipped != 0 {
+			return &ProtocolViolation{Event: c.skipped, Reply: reply, Rule: "a reply too many: a reply to an event negotiated without a reply (SMFIP_NR_*)?"}
+		}
 		return &ProtocolViolation{Reply: reply, Rule: "reply without a command to answer"}
 	}
 	event := c.pending[0]
@@ -176,6 +205,7 @@ func (c *strictConn) check(reply byte, data []byte) *ProtocolViolation {
 			return bad("option negotiation answered with something else")
 		}
 		c.actions = binary.BigEndian.Uint32(data[4:8])
+		c.protocol = binary.BigEndian.Uint32(data[8:12])
 		final()
 		return nil
 	}

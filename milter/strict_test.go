@@ -26,10 +26,12 @@ func pkt(code byte, data ...string) []byte {
 	return append(append(b, code), d...)
 }
 
-func optneg(actions uint32) []byte {
+func optneg(actions uint32) []byte { return optnegProto(actions, 0) }
+
+func optnegProto(actions, protocol uint32) []byte {
 	d := binary.BigEndian.AppendUint32(nil, 6)
 	d = binary.BigEndian.AppendUint32(d, actions)
-	d = binary.BigEndian.AppendUint32(d, 0)
+	d = binary.BigEndian.AppendUint32(d, protocol)
 	return pkt('O', string(d))
 }
 
@@ -39,6 +41,10 @@ func optneg(actions uint32) []byte {
 func TestStrictConn(t *testing.T) {
 	allActions := uint32(0x1ff)
 	eom := [][]byte{optneg(allActions), pkt('M', "<a@b>\x00"), pkt('E')}
+	// MAIL, header, end of headers and body without replies (SMFIP_NR_MAIL,
+	// _HDR, _EOH, _BODY), as danemilter negotiates them.
+	nr := uint32(1<<14 | 1<<7 | 1<<18 | 1<<19)
+	nrMsg := [][]byte{optnegProto(allActions, nr), pkt('M', "<a@b>\x00"), pkt('R', "<c@d>\x00"), pkt('L', "X-A\x00v\x00"), pkt('N'), pkt('B', "body"), pkt('E')}
 	tests := []struct {
 		name    string
 		cmds    [][]byte
@@ -63,6 +69,9 @@ func TestStrictConn(t *testing.T) {
 		{"reply code 2xx", eom, [][]byte{optneg(allActions), pkt('c'), pkt('y', "250 ok\x00")}, "malformed reply"},
 		{"unsolicited reply", [][]byte{optneg(allActions)}, [][]byte{optneg(allActions), pkt('c')}, "without a command"},
 		{"unknown reply", eom, [][]byte{optneg(allActions), pkt('c'), pkt('Z')}, "unknown filter reply"},
+		{"no-reply events not answered", nrMsg, [][]byte{optnegProto(allActions, nr), pkt('c'), pkt('b', "abc"), pkt('a')}, ""},
+		{"reply to a no-reply header", nrMsg, [][]byte{optnegProto(allActions, nr), pkt('c'), pkt('c'), pkt('b', "abc"), pkt('a')}, "negotiated without a reply"},
+		{"reply to a no-reply MAIL", nrMsg[:3], [][]byte{optnegProto(allActions, nr), pkt('c'), pkt('c')}, "negotiated without a reply"},
 		{"discard at connect", [][]byte{optneg(allActions), pkt('C', "h\x00")}, [][]byte{optneg(allActions), pkt('d')}, "DISCARD"},
 	}
 	for _, tc := range tests {

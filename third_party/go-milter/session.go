@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -33,12 +34,27 @@ type serverSession struct {
 // init sets up the internal state of the session
 func (m *serverSession) init(server *Server, conn net.Conn, version uint32, actions OptAction, protocol OptProtocol) {
 	m.server = server
-	m.conn = conn
+	m.conn = &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize)}
 	m.version = version
 	m.actions = actions
 	m.protocol = protocol
 	m.macros = newMacroStages()
 }
+
+// readBufferSize is the read buffer of a session: the length and the data of
+// a packet, and the packets an MTA sends without waiting for a reply (macros,
+// and the events negotiated with OptNoReplies), arrive with one read(2)
+// instead of two per packet. Larger packets (body chunks) are read directly.
+const readBufferSize = 4096
+
+// bufferedConn is a connection whose reads go through a buffer; deadlines
+// and writes go to the connection.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // readPacket reads incoming milter packet
 func (m *serverSession) readPacket(timeout time.Duration) (*wire.Message, error) {

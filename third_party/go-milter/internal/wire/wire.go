@@ -167,18 +167,22 @@ func WritePacket(conn net.Conn, msg *Message, timeout time.Duration) error {
 		return fmt.Errorf("milter: cannot write %d bytes in one message", length)
 	}
 
-	_, err := conn.Write([]byte{byte(length >> 24), byte(length >> 16), byte(length >> 8), byte(length), byte(msg.Code)})
-	if err != nil {
+	header := []byte{byte(length >> 24), byte(length >> 16), byte(length >> 8), byte(length), byte(msg.Code)}
+	// a small packet goes out with one write(2), a large one with two
+	if len(msg.Data) <= smallPacket {
+		_, err := conn.Write(append(header, msg.Data...))
 		return err
 	}
-
-	if len(msg.Data) == 0 {
-		return nil
+	if _, err := conn.Write(header); err != nil {
+		return err
 	}
-	_, err = conn.Write(msg.Data)
-
+	_, err := conn.Write(msg.Data)
 	return err
 }
+
+// smallPacket is the most data WritePacket copies to send a packet with one
+// write.
+const smallPacket = 4096
 
 // AppendUint16 appends the big endian encoding of val to dest. It returns the new dest like append does.
 func AppendUint16(dest []byte, val uint16) []byte {
