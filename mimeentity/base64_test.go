@@ -100,6 +100,41 @@ func TestBase64WriterReference(t *testing.T) {
 	}
 }
 
+// TestBase64Writer feeds the writer in many split patterns, at sizes
+// around the lines and the 64 KiB chunks smime writes, and compares with
+// encoding/base64 cut into 76-character CRLF lines.
+func TestBase64Writer(t *testing.T) {
+	for _, n := range []int{0, 1, 56, 57, 58, 113, 114, 115, 1000, 64<<10 + 8<<10 + 1, 3*64<<10 + 7} {
+		data := randomBytes(n, byte(n))
+		enc := base64.StdEncoding.EncodeToString(data)
+		var want strings.Builder
+		for len(enc) > 76 {
+			want.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		if enc != "" {
+			want.WriteString(enc + "\r\n")
+		}
+		for _, split := range []int{1, 3, 56, 57, 58, 4096, 64<<10 + 1, n + 1} {
+			var out bytes.Buffer
+			bw := NewBase64Writer(&out, 0, int64(len(data)))
+			for rest := data; len(rest) > 0; {
+				k := min(split, len(rest))
+				if m, err := bw.Write(rest[:k]); err != nil || m != k {
+					t.Fatalf("Write = %d, %v", m, err)
+				}
+				rest = rest[k:]
+			}
+			if err := bw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != want.String() {
+				t.Fatalf("n=%d split=%d: output differs", n, split)
+			}
+		}
+	}
+}
+
 // TestBase64Alphabet encodes every 12-bit value in every position of a
 // line, so each table entry is checked at each load offset, for every line
 // length the writer accepts.

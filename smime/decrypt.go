@@ -20,6 +20,8 @@ import (
 	"mime"
 	"net/textproto"
 	"strings"
+
+	"github.com/danemilter/danemilter/mimeentity"
 )
 
 // Errors returned by [Decrypt] and [DecryptMIME], possibly wrapped; test
@@ -855,7 +857,7 @@ func DecryptMIME(r io.Reader, key crypto.PrivateKey, cert *x509.Certificate) ([]
 	var body io.Reader = br
 	switch cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))); cte {
 	case "base64": // RFC 2045 §6.8; RFC 8551 §3.1.2
-		body = base64.NewDecoder(base64.StdEncoding, &dropSpace{r: br})
+		body = mimeentity.NewBase64Reader(br)
 	case "", "binary", "7bit", "8bit":
 	default:
 		return nil, malformed("Content-Transfer-Encoding %s", cte)
@@ -869,25 +871,4 @@ func DecryptMIME(r io.Reader, key crypto.PrivateKey, cert *x509.Certificate) ([]
 		return nil, fmt.Errorf("smime: read body: %w", err)
 	}
 	return Decrypt(der, key, cert)
-}
-
-// dropSpace removes the white space RFC 2045 §6.8 lets a base64 body carry
-// (line breaks, and the spaces and tabs some agents leave), which
-// encoding/base64 (which skips only CR and LF) would refuse.
-type dropSpace struct{ r io.Reader }
-
-func (d *dropSpace) Read(p []byte) (int, error) {
-	for {
-		n, err := d.r.Read(p)
-		k := 0
-		for _, c := range p[:n] {
-			if c != ' ' && c != '\t' {
-				p[k] = c
-				k++
-			}
-		}
-		if k > 0 || err != nil {
-			return k, err
-		}
-	}
 }

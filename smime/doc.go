@@ -174,11 +174,11 @@
 // with smime-type=authEnveloped-data for the GCM ciphers (RFC 8551
 // §3.2.2). [EncryptBase64] writes that body, [OuterFieldsFor] lists those
 // header fields for a cipher,
-// [IsEntityHeader] tells which fields of the original message move inside
-// the encryption (Content-*; RFC 2045 §9 lets MIME-Version stay outside),
-// [IsEncrypted] recognises messages labelled as already encrypted (RFC
-// 1847 multipart/encrypted, RFC 8551 §3.2.2 enveloped-data and
-// authEnveloped-data), and [ParseEnvelope] reads such a body completely,
+// mimeentity.IsEntityField tells which fields of the original message move
+// inside the encryption (Content-*; RFC 2045 §9 lets MIME-Version stay
+// outside), mimeentity.IsEncrypted recognises messages labelled as already
+// encrypted (RFC 1847 multipart/encrypted, RFC 8551 §3.2.2 enveloped-data
+// and authEnveloped-data), and [ParseEnvelope] reads such a body completely,
 // without a key, and lists the certificates its RecipientInfos name, so that
 // a label cannot pass for encryption ([Envelope.Includes]).
 //

@@ -19,37 +19,6 @@ import (
 	"github.com/danemilter/danemilter/smime"
 )
 
-// An MTA filter decides per message: leave already-encrypted mail alone.
-func ExampleIsEncrypted() {
-	for _, ct := range []string{
-		`application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"`,
-		`multipart/encrypted; protocol="application/pgp-encrypted"; boundary="x"`,
-		`application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"`,
-		`text/plain; charset=utf-8`,
-	} {
-		fmt.Println(smime.IsEncrypted(ct), ct)
-	}
-	// Output:
-	// true application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"
-	// true multipart/encrypted; protocol="application/pgp-encrypted"; boundary="x"
-	// false application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"
-	// false text/plain; charset=utf-8
-}
-
-// The Content-* fields of the original message move inside the encryption;
-// the others stay where they are.
-func ExampleIsEntityHeader() {
-	for _, name := range []string{"From", "Subject", "MIME-Version", "Content-Type", "content-transfer-encoding"} {
-		fmt.Printf("%s: %v\n", name, smime.IsEntityHeader(name))
-	}
-	// Output:
-	// From: false
-	// Subject: false
-	// MIME-Version: false
-	// Content-Type: true
-	// content-transfer-encoding: true
-}
-
 func ExampleOuterFieldsFor_cbc() {
 	for _, f := range smime.OuterFieldsFor(smime.AES256CBC) {
 		fmt.Printf("%s: %s\n", f.Name, f.Value)

@@ -35,6 +35,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+
+	"github.com/danemilter/danemilter/mimeentity"
 )
 
 // ErrNotCiphertext: the encrypted content of an otherwise well-formed
@@ -197,7 +199,7 @@ func (id RecipientID) Names(cert *x509.Certificate) bool {
 // space around them are skipped, anything else that is not base64 is an
 // error, and so is anything after the padding.
 func ParseEnvelopeBase64(r io.Reader) (*Envelope, error) {
-	env, err := ParseEnvelope(base64.NewDecoder(base64.StdEncoding, &dropSpace{r: r}))
+	env, err := ParseEnvelope(mimeentity.NewBase64Reader(r))
 	var ce base64.CorruptInputError
 	if errors.As(err, &ce) {
 		return nil, malformed("base64: %v", err)
@@ -424,7 +426,7 @@ func (s *berStream) appendContent(buf []byte, h berHeader, depth int) ([]byte, e
 
 // skipOctets streams the value of an OCTET STRING (primitive, or
 // constructed of segments, X.690 §8.7.3) through st.
-func (s *berStream) skipOctets(h berHeader, st *byteStats, depth int) error {
+func (s *berStream) skipOctets(h berHeader, st *mimeentity.ByteStats, depth int) error {
 	if depth > maxBERDepth {
 		return malformed("OCTET STRING nested too deep")
 	}
@@ -691,17 +693,17 @@ func (s *berStream) encryptedContentInfo(eci berHeader, env *Envelope) error {
 	if !h.is(classContext, 0, h.compound) {
 		return malformed("encryptedContent [0] expected")
 	}
-	var st byteStats
+	var st mimeentity.ByteStats
 	if err := s.skipOctets(h, &st, 0); err != nil {
 		return err
 	}
-	env.ContentLength = st.n
+	env.ContentLength = st.Len()
 	switch {
-	case st.n == 0:
+	case st.Len() == 0:
 		return malformed("empty encrypted content")
-	case !ca.gcm && st.n%16 != 0: // RFC 5652 §6.3 padding to the AES block
-		return malformed("CBC ciphertext of %d octets", st.n)
-	case !st.random():
+	case !ca.gcm && st.Len()%16 != 0: // RFC 5652 §6.3 padding to the AES block
+		return malformed("CBC ciphertext of %d octets", st.Len())
+	case !st.Random():
 		return ErrNotCiphertext
 	}
 	return s.end(eci, "encryptedContent")
@@ -869,52 +871,4 @@ func (id *RecipientID) parseRID(rid berElem, agree bool) error {
 		return err
 	}
 	return malformed("RecipientIdentifier")
-}
-
-// byteStats counts the octets written to it, to tell ciphertext from text.
-type byteStats struct {
-	n     int64
-	count [256]int64
-}
-
-func (b *byteStats) Write(p []byte) (int, error) {
-	for _, c := range p {
-		b.count[c]++
-	}
-	b.n += int64(len(p))
-	return len(p), nil
-}
-
-// random reports whether the octets could be ciphertext. Ciphertext is
-// indistinguishable from uniformly random octets, of which 98 in 256 (38%)
-// are printable ASCII, tab, CR or LF; text is nearly all of them. From 16
-// octets on, 90% printable is refused: for random octets the chance is
-// about 10^-5 at 16 octets (the least AES-CBC gives, for an empty
-// content, which no MIME entity is), below 10^-9 from 32 on, and vanishes
-// as the length grows. From 4096
-// octets on, a chi-square test over the 256 octet values also refuses
-// skewed distributions that are not text (compressed-looking, UTF-16):
-// the threshold, 526 with 255 degrees of freedom, lies about 9 standard
-// deviations (Wilson-Hilferty) above what random octets give.
-func (b *byteStats) random() bool {
-	if b.n < 16 {
-		return true
-	}
-	printable := b.count['\t'] + b.count['\r'] + b.count['\n']
-	for c := 0x20; c < 0x7f; c++ {
-		printable += b.count[c]
-	}
-	if printable*10 >= b.n*9 {
-		return false
-	}
-	if b.n < 4096 {
-		return true
-	}
-	e := float64(b.n) / 256
-	chi2 := 0.0
-	for _, c := range b.count {
-		d := float64(c) - e
-		chi2 += d * d / e
-	}
-	return chi2 < 526
 }

@@ -365,36 +365,3 @@ func (p *peakReader) Read(b []byte) (int, error) {
 	}
 	return p.r.Read(b)
 }
-
-func TestByteStats(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		in   []byte
-		want bool
-	}{
-		{"short text", []byte("too short"), true},
-		{"16 octets of text", []byte("password hunter2"), false},
-		{"text", []byte(strings.Repeat("plain text, line after line\r\n", 10)), false},
-		{"random 32", randomBytes(32, 1), true},
-		{"random 16", randomBytes(16, 1), true},
-		{"random 1 MiB", randomBytes(1<<20, 2), true},
-		{"zeros", make([]byte, 8192), false},
-		{"UTF-16 text", []byte(strings.Repeat("p\x00l\x00a\x00i\x00n\x00 \x00", 1000)), false},
-	} {
-		var st byteStats
-		st.Write(c.in)
-		if got := st.random(); got != c.want {
-			t.Errorf("%s: random() = %v, want %v", c.name, got, c.want)
-		}
-	}
-	// Random octets pass at every length.
-	for n := 32; n < 9000; n = n*3/2 + 1 {
-		for seed := range byte(20) {
-			var st byteStats
-			st.Write(randomBytes(n, seed))
-			if !st.random() {
-				t.Errorf("random octets (n=%d, seed %d) refused", n, seed)
-			}
-		}
-	}
-}

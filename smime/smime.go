@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/danemilter/danemilter/mimeentity"
 )
 
 // Options configure one call of [Encrypt] or [EncryptBase64]. The zero value
@@ -108,7 +110,7 @@ func Encrypt(w io.Writer, r io.Reader, size int64, recipients []*x509.Certificat
 // CRLF-terminated too: the body of the application/pkcs7-mime entity (RFC
 // 8551 §3.3) whose header fields [OuterFieldsFor](opts.Cipher) lists.
 func EncryptBase64(w io.Writer, r io.Reader, size int64, recipients []*x509.Certificate, opts Options) error {
-	bw := newBase64Writer(w, size)
+	bw := mimeentity.NewBase64Writer(w, 0, size) // RFC 2045 §6.8: 76-character lines
 	if err := encrypt(bw, r, size, recipients, opts); err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"testing/iotest"
+
+	"github.com/danemilter/danemilter/mimeentity"
 )
 
 // randomBytes returns n reproducible pseudo-random octets.
@@ -515,40 +516,6 @@ func TestConcurrentEncrypt(t *testing.T) {
 	}
 }
 
-// TestBase64Writer feeds the writer in many split patterns and compares
-// with encoding/base64 cut into 76-character CRLF lines.
-func TestBase64Writer(t *testing.T) {
-	for _, n := range []int{0, 1, 56, 57, 58, 113, 114, 115, 1000, chunkSize + 8<<10 + 1, 3*chunkSize + 7} {
-		data := randomBytes(n, byte(n))
-		enc := base64.StdEncoding.EncodeToString(data)
-		var want strings.Builder
-		for len(enc) > 76 {
-			want.WriteString(enc[:76] + "\r\n")
-			enc = enc[76:]
-		}
-		if enc != "" {
-			want.WriteString(enc + "\r\n")
-		}
-		for _, split := range []int{1, 3, 56, 57, 58, 4096, chunkSize + 1, n + 1} {
-			var out bytes.Buffer
-			bw := newBase64Writer(&out, int64(len(data)))
-			for rest := data; len(rest) > 0; {
-				k := min(split, len(rest))
-				if m, err := bw.Write(rest[:k]); err != nil || m != k {
-					t.Fatalf("Write = %d, %v", m, err)
-				}
-				rest = rest[k:]
-			}
-			if err := bw.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if out.String() != want.String() {
-				t.Fatalf("n=%d split=%d: output differs", n, split)
-			}
-		}
-	}
-}
-
 // TestAppendHeader checks the DER length forms at their boundaries (X.690
 // §8.1.3) against encoding/asn1.
 func TestAppendHeader(t *testing.T) {
@@ -630,41 +597,12 @@ func TestParseCipher(t *testing.T) {
 	}
 }
 
-func TestIsEntityHeader(t *testing.T) {
-	tests := []struct {
-		name string
-		want bool
-	}{
-		{"Content-Type", true},
-		{"content-type", true},
-		{"CONTENT-TRANSFER-ENCODING", true},
-		{"Content-Disposition", true},
-		{"Content-Description", true},
-		{"Content-ID", true},
-		{"Content-Language", true},
-		{"Content-X-Anything", true},
-		{"MIME-Version", false}, // RFC 2045 §9: stays outside
-		{"Subject", false},
-		{"From", false},
-		{"X-Content-Type", false},
-		{"Content", false},
-		{"Content-", false},
-		{"Contents-Type", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got := IsEntityHeader(tt.name); got != tt.want {
-			t.Errorf("IsEntityHeader(%q) = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 func TestOuterFields(t *testing.T) {
 	want := []Field{
-		{"Content-Type", `application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"`},
-		{"Content-Transfer-Encoding", "base64"},
-		{"Content-Disposition", `attachment; filename="smime.p7m"`},
-		{"Content-Description", "S/MIME Encrypted Message"},
+		{Name: "Content-Type", Value: `application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"`},
+		{Name: "Content-Transfer-Encoding", Value: "base64"},
+		{Name: "Content-Disposition", Value: `attachment; filename="smime.p7m"`},
+		{Name: "Content-Description", Value: "S/MIME Encrypted Message"},
 	}
 	got := OuterFieldsFor(AES256CBC)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -677,11 +615,11 @@ func TestOuterFields(t *testing.T) {
 			// RFC 8551 §3.2.2: AuthEnvelopedData is authEnveloped-data.
 			wantType = `application/pkcs7-mime; smime-type=authEnveloped-data; name="smime.p7m"`
 		}
-		if fmt.Sprint(fields[1:]) != fmt.Sprint(want[1:]) || fields[0] != (Field{"Content-Type", wantType}) {
+		if fmt.Sprint(fields[1:]) != fmt.Sprint(want[1:]) || fields[0] != (Field{Name: "Content-Type", Value: wantType}) {
 			t.Errorf("OuterFieldsFor(%v) = %q", c, fields)
 		}
 		for _, f := range fields {
-			if !IsEntityHeader(f.Name) {
+			if !mimeentity.IsEntityField(f.Name) {
 				t.Errorf("outer field %s is not an entity header: the milter would not replace it", f.Name)
 			}
 			if strings.HasPrefix(f.Value, " ") {
@@ -690,7 +628,7 @@ func TestOuterFields(t *testing.T) {
 		}
 		// Our own output must count as encrypted, or a second pass would
 		// wrap it again.
-		if !IsEncrypted(fields[0].Value) {
+		if !mimeentity.IsEncrypted(fields[0].Value) {
 			t.Errorf("IsEncrypted(OuterFieldsFor(%v) Content-Type) = false", c)
 		}
 	}
@@ -698,65 +636,6 @@ func TestOuterFields(t *testing.T) {
 	got[0].Value = "text/plain"
 	if OuterFieldsFor(AES256CBC)[0].Value == "text/plain" {
 		t.Error("OuterFieldsFor returns shared state")
-	}
-}
-
-func TestIsEncrypted(t *testing.T) {
-	tests := []struct {
-		ct   string
-		want bool
-	}{
-		// RFC 1847 multipart/encrypted (PGP/MIME and others).
-		{`multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b1"`, true},
-		{`Multipart/Encrypted; Protocol="application/pgp-encrypted"; Boundary=b1`, true},
-		{"multipart/encrypted", true},
-		{" multipart/encrypted;\r\n\tprotocol=\"application/pgp-encrypted\";\r\n boundary=\"x\"", true},
-		{"multipart/encrypted;\n protocol=\"application/pgp-encrypted\"", true},
-		// RFC 8551 §3.2.2 enveloped-data and authEnveloped-data.
-		{`application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"`, true},
-		{`application/pkcs7-mime; smime-type="enveloped-data"`, true},
-		{`APPLICATION/PKCS7-MIME; SMIME-TYPE=ENVELOPED-DATA`, true},
-		{`application/pkcs7-mime; smime-type=authEnveloped-data; name=smime.p7m`, true},
-		{`application/pkcs7-mime; smime-type=authenveloped-data`, true},
-		{`application/x-pkcs7-mime; smime-type=enveloped-data; name=smime.p7m`, true},
-		{"application/pkcs7-mime;\r\n\tsmime-type=enveloped-data;\r\n\tname=\"smime.p7m\"", true},
-		{"application/pkcs7-mime;\n smime-type=enveloped-data", true},
-		// No smime-type: ambiguous, a .p7m name counts as encrypted.
-		{`application/pkcs7-mime; name="smime.p7m"`, true},
-		{`application/pkcs7-mime; name=SMIME.P7M`, true},
-		{`application/x-pkcs7-mime; name="smime.p7m"`, true},
-		{`application/pkcs7-mime; name="smime.p7c"`, false},
-		{`application/pkcs7-mime; name="smime.p7z"`, false},
-		{`application/pkcs7-mime`, false},
-		// Not encrypted: signed, compressed, certificates.
-		{`application/pkcs7-mime; smime-type=signed-data; name="smime.p7m"`, false},
-		{`application/x-pkcs7-mime; smime-type=signed-data; name=smime.p7m`, false},
-		{`application/pkcs7-mime; smime-type=compressed-data; name=smime.p7z`, false},
-		{`application/pkcs7-mime; smime-type=certs-only; name=smime.p7c`, false},
-		{`multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary=b`, false},
-		{`application/pkcs7-signature; name=smime.p7s`, false},
-		{`text/plain; charset=us-ascii`, false},
-		{`multipart/mixed; boundary="encrypted"`, false},
-		{`application/pgp-encrypted`, false}, // only the inner part of multipart/encrypted
-		{`multipart/encryptedx`, false},
-		{``, false},
-		{`   `, false},
-		{`;;;`, false},
-		// Values mime.ParseMediaType rejects fall back to a look at the text.
-		{`multipart/encrypted; boundary="unterminated`, true},
-		{`multipart/encrypted (PGP); protocol="application/pgp-encrypted"`, true},
-		{`application/pkcs7-mime; smime-type=enveloped-data; smime-type=enveloped-data`, true},
-		{`application/pkcs7-mime (S/MIME); smime-type=enveloped-data`, true},
-		{`application/pkcs7-mime; smime-type=signed-data; smime-type=signed-data`, false},
-		{`application/pkcs7-mime; name="smime.p7m"; name="smime.p7m"`, true},
-		{`application/pkcs7-mime; name="smime.p7z"; name="smime.p7z"`, false},
-		{`text/plain; charset="unterminated`, false},
-		{"\x00\xff", false},
-	}
-	for _, tt := range tests {
-		if got := IsEncrypted(tt.ct); got != tt.want {
-			t.Errorf("IsEncrypted(%q) = %v, want %v", tt.ct, got, tt.want)
-		}
 	}
 }
 
