@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,17 +13,27 @@ import (
 // Bytes past limit are counted but not kept. The memory a body holds also
 // comes out of budget, which all connections share: once it is spent, bodies
 // go to their file from the first byte that does not fit.
+//
+// In memory the body is a list of blocks, each made for the chunk the MTA
+// sent (at least minBlock bytes, so that tiny chunks share a block): memory
+// grows with the body and is never copied to grow, and a body of n bytes
+// holds at most n + minBlock bytes, all of it taken from budget (a
+// contiguous buffer that doubles holds up to 2n, and 3n while it copies).
 type spool struct {
 	dir       string
 	threshold int64
 	limit     int64
 	budget    *memBudget // nil: no shared budget
 
-	mem      []byte // its capacity is taken from budget
+	blocks   [][]byte // in memory: the body, in order
+	held     int64    // the capacity of blocks, taken from budget
 	file     *os.File
 	size     int64 // bytes seen
 	overflow bool  // size > limit: the content is incomplete
 }
+
+// minBlock is the smallest block a spool allocates.
+const minBlock = 4096
 
 // memBudget is the memory all in-memory bodies may hold together
 // (limits.memory_budget).
@@ -66,7 +75,7 @@ func (s *spool) Write(p []byte) (int, error) {
 		s.release()
 		return n, nil
 	}
-	if s.file == nil && !s.grow(len(p)) {
+	if s.file == nil && !s.keep(p) {
 		f, err := os.CreateTemp(s.dir, "danemilter-*.body")
 		if err != nil {
 			return 0, fmt.Errorf("spool body: %w", err)
@@ -76,9 +85,11 @@ func (s *spool) Write(p []byte) (int, error) {
 			_ = f.Close()
 			return 0, fmt.Errorf("spool body: %w", err)
 		}
-		if _, err := f.Write(s.mem); err != nil {
-			_ = f.Close()
-			return 0, fmt.Errorf("spool body: %w", err)
+		for _, b := range s.blocks {
+			if _, err := f.Write(b); err != nil {
+				_ = f.Close()
+				return 0, fmt.Errorf("spool body: %w", err)
+			}
 		}
 		s.file = f
 		s.freeMem()
@@ -87,29 +98,26 @@ func (s *spool) Write(p []byte) (int, error) {
 		if _, err := s.file.Write(p); err != nil {
 			return 0, fmt.Errorf("spool body: %w", err)
 		}
-		return n, nil
 	}
-	s.mem = append(s.mem, p...)
 	return n, nil
 }
 
-// grow makes room in memory for n more bytes, within threshold and the
-// shared budget; false means the body must go to a file.
-func (s *spool) grow(n int) bool {
-	need := int64(len(s.mem)) + int64(n)
-	if need > s.threshold {
+// keep appends p to the blocks in memory, within threshold and the shared
+// budget; false means the body must go to a file.
+func (s *spool) keep(p []byte) bool {
+	if s.size > s.threshold {
 		return false
 	}
-	if need <= int64(cap(s.mem)) {
+	if k := len(s.blocks) - 1; k >= 0 && cap(s.blocks[k])-len(s.blocks[k]) >= len(p) {
+		s.blocks[k] = append(s.blocks[k], p...)
 		return true
 	}
-	c := min(max(2*int64(cap(s.mem)), need, 4096), s.threshold)
-	if !s.budget.take(c - int64(cap(s.mem))) {
+	c := max(int64(len(p)), minBlock)
+	if !s.budget.take(c) {
 		return false
 	}
-	m := make([]byte, len(s.mem), c)
-	copy(m, s.mem)
-	s.mem = m
+	s.held += c
+	s.blocks = append(s.blocks, append(make([]byte, 0, c), p...))
 	return true
 }
 
@@ -129,13 +137,34 @@ func (s *spool) Reader() (io.Reader, error) {
 		}
 		return io.LimitReader(s.file, s.size), nil
 	}
-	return bytes.NewReader(s.mem), nil
+	return &blocksReader{blocks: s.blocks}, nil
+}
+
+// blocksReader reads a body held in blocks.
+type blocksReader struct {
+	blocks [][]byte
+	i, off int // the next byte: blocks[i][off]
+}
+
+func (r *blocksReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && r.i < len(r.blocks) {
+		c := copy(p[n:], r.blocks[r.i][r.off:])
+		n += c
+		if r.off += c; r.off == len(r.blocks[r.i]) {
+			r.i, r.off = r.i+1, 0
+		}
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // freeMem drops the in-memory copy and gives its memory back to the budget.
 func (s *spool) freeMem() {
-	s.budget.give(int64(cap(s.mem)))
-	s.mem = nil
+	s.budget.give(s.held)
+	s.blocks, s.held = nil, 0
 }
 
 func (s *spool) release() {

@@ -7,6 +7,11 @@
 //
 //	go run ./cmd/danemilter-load -n 200 -c 4 -size 100KB -rcpts 1
 //	go run ./cmd/danemilter-load -n 8 -c 1 -size 25MB -rcpts 10
+//	go run ./cmd/danemilter-load -n 2000 -c 4 -size 10KB -dry-run
+//
+// With -dry-run the daemon runs with dry_run = true: it looks up, decides
+// and adds its trace header, but encrypts nothing (scripts/bench-load
+// compares the two, interleaved).
 package main
 
 import (
@@ -46,12 +51,14 @@ func main() {
 	nrcpt := flag.Int("rcpts", 1, "keyed recipients per message")
 	daemon := flag.String("daemon", "", "danemilter binary (default: go build ./cmd/danemilter)")
 	cipher := flag.String("cipher", "", "S/MIME content cipher (config key smime.cipher), empty = daemon default")
+	dryRun := flag.Bool("dry-run", false, "run the daemon with dry_run = true (decide, encrypt nothing)")
+	budget := flag.String("memory-budget", "", "limits.memory_budget of the daemon (e.g. 16MiB), empty = daemon default")
 	flag.Parse()
 	size, err := config.ParseByteSize(*sizeS)
 	if err != nil {
 		fatal(err)
 	}
-	if err := run(*n, *c, int64(size), *nrcpt, *daemon, *cipher); err != nil {
+	if err := run(*n, *c, int64(size), *nrcpt, *daemon, *cipher, *dryRun, *budget); err != nil {
 		fatal(err)
 	}
 }
@@ -61,7 +68,7 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
+func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool, budget string) error {
 	dir, err := os.MkdirTemp("", "danemilter-load-")
 	if err != nil {
 		return err
@@ -109,8 +116,14 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
 		return err
 	}
 	cfg := fmt.Sprintf("listen = \"inet:127.0.0.1:%d\"\nlog_level = \"warn\"\nspool_dir = %q\nmax_message_size = \"200MiB\"\nmax_encrypted_size = \"0\"\n[dns]\nresolvers = [%q]\n", port, dir, dnsAddr)
+	if dryRun {
+		cfg = "dry_run = true\n" + cfg
+	}
 	if cipher != "" {
 		cfg += fmt.Sprintf("[smime]\ncipher = %q\n", cipher)
+	}
+	if budget != "" {
+		cfg += fmt.Sprintf("[limits]\nmemory_budget = %q\n", budget)
 	}
 	cfgPath := filepath.Join(dir, "danemilter.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -132,8 +145,12 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
 	base := vmKB(cmd.Process.Pid, "VmRSS")
 
 	msg := makeMessage(size)
-	fmt.Printf("danemilter-load: %d messages of %d bytes body, %d keyed recipients each, %d sessions, daemon pid %d (RSS at start %d KiB)\n",
-		n, size, nrcpt, conc, cmd.Process.Pid, base)
+	mode := "encrypt"
+	if dryRun {
+		mode = "dry run"
+	}
+	fmt.Printf("danemilter-load: %d messages of %d bytes body, %d keyed recipients each, %d sessions, %s, daemon pid %d (RSS at start %d KiB)\n",
+		n, size, nrcpt, conc, mode, cmd.Process.Pid, base)
 
 	jobs := make(chan int)
 	var mu sync.Mutex
@@ -147,7 +164,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
 			defer wg.Done()
 			for i := range jobs {
 				t0 := time.Now()
-				err := send(addr, fmt.Sprintf("LOAD%d", i), rcpts, msg)
+				err := send(addr, fmt.Sprintf("LOAD%d", i), rcpts, msg, dryRun)
 				d := time.Since(t0)
 				mu.Lock()
 				if err != nil {
@@ -191,8 +208,9 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string) error {
 }
 
 // send plays one SMTP transaction over the milter protocol and checks that
-// the message was accepted with its body replaced by S/MIME.
-func send(addr, queueID string, rcpts []string, msg []byte) error {
+// the message was accepted with its body replaced by S/MIME, or in dry run
+// with the body unchanged and the trace header added.
+func send(addr, queueID string, rcpts []string, msg []byte, dryRun bool) error {
 	client := gomilter.NewClient("tcp", addr, gomilter.WithDialer(milter.StrictDialer{}), gomilter.WithReadTimeout(5*time.Minute), gomilter.WithWriteTimeout(5*time.Minute))
 	macros := gomilter.NewMacroBag()
 	macros.Set(gomilter.MacroQueueId, queueID)
@@ -247,11 +265,20 @@ func send(addr, queueID string, rcpts []string, msg []byte) error {
 	if act.Type != gomilter.ActionAccept && act.Type != gomilter.ActionContinue {
 		return fmt.Errorf("final action %+v", act)
 	}
-	replaced := 0
+	replaced, traced := 0, false
 	for _, m := range mods {
-		if m.Type == gomilter.ActionReplaceBody {
+		switch m.Type {
+		case gomilter.ActionReplaceBody:
 			replaced += len(m.Body)
+		case gomilter.ActionAddHeader:
+			traced = traced || m.HeaderName == milter.TraceHeader
 		}
+	}
+	if dryRun {
+		if replaced != 0 || !traced {
+			return fmt.Errorf("dry run: body replaced (%d bytes) or no %s header", replaced, milter.TraceHeader)
+		}
+		return nil
 	}
 	if replaced < len(body) {
 		return fmt.Errorf("body not replaced by ciphertext (%d bytes)", replaced)
