@@ -62,7 +62,7 @@
 //	--boundary--
 //
 // The plaintext is the original MIME entity: its Content-* header fields
-// (smime.IsEntityHeader tells which), an empty line and its body, in CRLF
+// (mimeentity.IsEntityField tells which), an empty line and its body, in CRLF
 // form (RFC 3156 §3). [EncryptMIME] writes the body of the multipart entity,
 // [OuterFields] gives its Content-Type; the caller keeps the other header
 // fields and MIME-Version. The boundary is random ([NewBoundary]) and holds

@@ -13,6 +13,8 @@ import (
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/danemilter/danemilter/mimeentity"
 )
 
 // Options configure one call of [EncryptMIME]. The zero value encrypts with
@@ -260,15 +262,15 @@ func protectEntity(w io.Writer, r io.Reader, protect []Field) (io.Reader, error)
 	var inner, outer []Field
 	for _, f := range protect {
 		name := protectedName(f.Name)
-		if name == "" || !validFieldName(f.Name) {
+		if name == "" || !mimeentity.ValidFieldName(f.Name) {
 			continue
 		}
-		v := cleanValue(f.Value)
-		inner = append(inner, Field{name, v})
+		v := mimeentity.UnfoldValue(f.Value)
+		inner = append(inner, Field{Name: name, Value: v})
 		if name == "Subject" {
 			v = ObscuredSubject // RFC 9788 hcp_baseline
 		}
-		outer = append(outer, Field{name, v})
+		outer = append(outer, Field{Name: name, Value: v})
 	}
 	if len(inner) == 0 {
 		// Claiming protection with nothing inside would make readers
@@ -309,7 +311,7 @@ func protectEntity(w io.Writer, r io.Reader, protect []Field) (io.Reader, error)
 	ct := "text/plain; charset=us-ascii" // RFC 2045 §5.2: the default
 	if ctIndex >= 0 {
 		_, v, _ := strings.Cut(fields[ctIndex], ":")
-		ct = cleanValue(v)
+		ct = mimeentity.UnfoldValue(v)
 		if _, params, err := mime.ParseMediaType(ct); err == nil {
 			if _, ok := params["hp"]; ok {
 				return io.MultiReader(bytes.NewReader(head), br), nil
@@ -321,14 +323,14 @@ func protectEntity(w io.Writer, r io.Reader, protect []Field) (io.Reader, error)
 	}
 	var out strings.Builder
 	for _, f := range inner {
-		out.WriteString(foldField(f.Name, f.Value))
+		out.WriteString(mimeentity.FoldField(f.Name, f.Value))
 	}
 	for _, f := range outer {
 		// RFC 9788 §2.2: HP-Outer records each field as it appears
 		// outside, so that the reader knows what was hidden.
-		out.WriteString(foldField("HP-Outer", f.Name+": "+f.Value))
+		out.WriteString(mimeentity.FoldField("HP-Outer", f.Name+": "+f.Value))
 	}
-	out.WriteString(foldField("Content-Type", ct+`; protected-headers="v1"; hp="cipher"`))
+	out.WriteString(mimeentity.FoldField("Content-Type", ct+`; protected-headers="v1"; hp="cipher"`))
 	for i, f := range fields {
 		if i != ctIndex {
 			out.WriteString(f)

@@ -342,7 +342,7 @@ func TestEncryptMIMEGnuPG(t *testing.T) {
 	})
 	t.Run("header protection", func(t *testing.T) {
 		r := rs[1]
-		_, _, armored := encryptParts(t, entity, []*pgp.Entity{r.key}, Options{Protect: []Field{{"Subject", "Secret plans"}}})
+		_, _, armored := encryptParts(t, entity, []*pgp.Entity{r.key}, Options{Protect: []Field{{Name: "Subject", Value: "Secret plans"}}})
 		plain, _ := r.g.decrypt(t, armored)
 		if !bytes.HasPrefix(plain, []byte("Subject: Secret plans\r\nHP-Outer: Subject: [...]\r\n")) || !bytes.HasSuffix(plain, entity[bytes.Index(entity, []byte("\r\n\r\n")):]) {
 			t.Errorf("gpg decrypted %q", plain)
@@ -353,15 +353,15 @@ func TestEncryptMIMEGnuPG(t *testing.T) {
 func TestEncryptMIMEHeaderProtection(t *testing.T) {
 	key := newKey(t, kindCv25519, alice, nil)
 	protect := []Field{
-		{"Received", "from a by b"},
-		{"From", "Alice <alice@example.org>"},
-		{"To", "Bob <bob@example.net>"},
-		{"subject", "Quarterly\r\n numbers: " + strings.Repeat("very ", 20) + "secret"},
-		{"Date", "Wed, 25 Nov 2026 10:00:00 +0000"},
-		{"Message-ID", "<1@example.org>"},
-		{"DKIM-Signature", "v=1; ..."},
-		{"Bcc", "carol@example.net"},
-		{"Bad Name", "x"},
+		{Name: "Received", Value: "from a by b"},
+		{Name: "From", Value: "Alice <alice@example.org>"},
+		{Name: "To", Value: "Bob <bob@example.net>"},
+		{Name: "subject", Value: "Quarterly\r\n numbers: " + strings.Repeat("very ", 20) + "secret"},
+		{Name: "Date", Value: "Wed, 25 Nov 2026 10:00:00 +0000"},
+		{Name: "Message-ID", Value: "<1@example.org>"},
+		{Name: "DKIM-Signature", Value: "v=1; ..."},
+		{Name: "Bcc", Value: "carol@example.net"},
+		{Name: "Bad Name", Value: "x"},
 	}
 	body := "\r\n--inner\r\nContent-Type: text/plain\r\n\r\nhello\r\n--inner--\r\n"
 	entity := "Content-Type: multipart/mixed;\r\n boundary=\"inner\"\r\nContent-Transfer-Encoding: 7bit\r\n" + body
@@ -412,7 +412,7 @@ func TestEncryptMIMEHeaderProtection(t *testing.T) {
 
 func TestEncryptMIMEHeaderProtectionEdges(t *testing.T) {
 	key := newKey(t, kindCv25519, alice, nil)
-	protect := []Field{{"Subject", "s"}}
+	protect := []Field{{Name: "Subject", Value: "s"}}
 	for _, tt := range []struct{ name, entity, want string }{
 		{"no Content-Type", "\r\nbody\r\n",
 			"Subject: s\r\nHP-Outer: Subject: [...]\r\nContent-Type: text/plain; charset=us-ascii; protected-headers=\"v1\"; hp=\"cipher\"\r\n\r\nbody\r\n"},
@@ -444,55 +444,11 @@ func TestEncryptMIMEHeaderProtectionEdges(t *testing.T) {
 	})
 	t.Run("nothing to protect", func(t *testing.T) {
 		entity := testEntity()
-		_, _, armored := encryptParts(t, entity, []*pgp.Entity{key}, Options{Protect: []Field{{"Received", "x"}}})
+		_, _, armored := encryptParts(t, entity, []*pgp.Entity{key}, Options{Protect: []Field{{Name: "Received", Value: "x"}}})
 		if got := readMessage(t, armored, key); !bytes.Equal(got, entity) {
 			t.Errorf("inner entity %q, want it unchanged", got[:min(len(got), 200)])
 		}
 	})
-}
-
-func TestFoldField(t *testing.T) {
-	for _, v := range []string{
-		"",
-		"short",
-		strings.Repeat("word ", 40),
-		"two  spaces " + strings.Repeat("x", 100) + " end",
-		strings.Repeat("y", 200),
-		"=?utf-8?q?Gr=C3=BC=C3=9Fe?= " + strings.Repeat("=?utf-8?q?abcdefghij?= ", 8),
-	} {
-		got := foldField("Subject", v)
-		if !strings.HasSuffix(got, "\r\n") {
-			t.Errorf("fold(%q) = %q: no CRLF", v, got)
-		}
-		lines := strings.Split(strings.TrimSuffix(got, "\r\n"), "\r\n")
-		for i, l := range lines {
-			rest := strings.TrimPrefix(l, "Subject:")[1:] // after the name or the fold's space
-			if len(l) > 78 && strings.Contains(rest, " ") && strings.Trim(rest, " ") != "" {
-				t.Errorf("fold(%q) line %d too long: %q", v, i, l)
-			}
-			if i > 0 && (l == "" || l[0] != ' ' || strings.TrimSpace(l) == "") {
-				t.Errorf("fold(%q) bad continuation line %q", v, l)
-			}
-		}
-		if unfolded := strings.ReplaceAll(got, "\r\n", ""); unfolded != "Subject: "+v {
-			t.Errorf("fold(%q) unfolds to %q", v, unfolded)
-		}
-	}
-}
-
-func TestCleanValue(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{" plain ", "plain"},
-		{"a\r\n b", "a b"},
-		{"a\r\n\tb", "a\tb"},
-		{"a\nb", "a b"},
-		{"a\r\nInjected: x", "a Injected: x"},
-		{"a\rb", "a b"},
-	} {
-		if got := cleanValue(tt.in); got != tt.want {
-			t.Errorf("cleanValue(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
 }
 
 func TestEncryptMIMEErrors(t *testing.T) {
@@ -525,7 +481,7 @@ func TestEncryptMIMEErrors(t *testing.T) {
 		{"writer fails", errWriter{boom}, bytes.NewReader(entity), []*pgp.Entity{good}, Options{}, boom, 0},
 		{"writer fails late", &limitWriter{n: 50_000, err: boom}, bytes.NewReader(largeEntity(200_000)), []*pgp.Entity{good}, Options{}, boom, 0},
 		{"rand fails", io.Discard, bytes.NewReader(entity), []*pgp.Entity{good}, Options{Rand: iotest.ErrReader(boom)}, boom, 0},
-		{"header reader fails", io.Discard, iotest.ErrReader(boom), []*pgp.Entity{good}, Options{Protect: []Field{{"Subject", "x"}}}, boom, 0},
+		{"header reader fails", io.Discard, iotest.ErrReader(boom), []*pgp.Entity{good}, Options{Protect: []Field{{Name: "Subject", Value: "x"}}}, boom, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := EncryptMIME(tt.w, tt.r, tt.keys, tt.opts)

@@ -89,7 +89,7 @@ func FuzzEncryptMIMEProtect(f *testing.F) {
 	f.Add([]byte("no header at all"), "Subject", "")
 	f.Fuzz(func(t *testing.T, entity []byte, name, value string) {
 		var out bytes.Buffer
-		boundary, err := EncryptMIME(&out, bytes.NewReader(entity), []*pgp.Entity{key}, Options{Protect: []Field{{name, value}}})
+		boundary, err := EncryptMIME(&out, bytes.NewReader(entity), []*pgp.Entity{key}, Options{Protect: []Field{{Name: name, Value: value}}})
 		if errors.Is(err, ErrHeaderTooLong) {
 			return
 		}
@@ -97,7 +97,7 @@ func FuzzEncryptMIMEProtect(f *testing.F) {
 			t.Fatalf("EncryptMIME: %v", err)
 		}
 		checkStructure(t, boundary, out.Bytes())
-		_, _, armored := encryptParts(t, entity, []*pgp.Entity{key}, Options{Protect: []Field{{name, value}}})
+		_, _, armored := encryptParts(t, entity, []*pgp.Entity{key}, Options{Protect: []Field{{Name: name, Value: value}}})
 		plain := readMessage(t, armored, key)
 		// The body, after the first empty line (CRLF or LF), is kept.
 		var body []byte

@@ -39,6 +39,8 @@ import (
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/danemilter/danemilter/mimeentity"
 )
 
 // Errors of [ParseMessage], [ParseArmored] and [ParseMIME], possibly
@@ -437,7 +439,7 @@ func (m *Message) encryptedData(tag int, body io.Reader) error {
 			head = append(head, make([]byte, iv)...)
 		}
 	}
-	var st byteStats
+	var st mimeentity.ByteStats
 	n, err := io.Copy(&st, body)
 	if err != nil {
 		return noEOF(err, m.Data)
@@ -453,7 +455,7 @@ func (m *Message) encryptedData(tag int, body io.Reader) error {
 	if n < minData {
 		return malformed("%s of %d octets", m.Data, n)
 	}
-	if !st.random() {
+	if !st.Random() {
 		return ErrNotCiphertext
 	}
 	return nil
@@ -703,17 +705,15 @@ func parseArmoredLines(src lineSource) (*Message, error) {
 // armorReader decodes the base64 lines of an armor body up to the
 // checksum or tail line, computing the CRC-24 of what it yields.
 type armorReader struct {
-	src     lineSource
-	end     string
-	buf     []byte // decoded, not yet read
-	dec     [maxLine]byte
-	carry   string // base64 characters short of a quad
-	padded  bool   // a quad with "=" has been seen: no more data
-	eof     bool
-	sum     *uint32
-	crc     uint32
-	crcInit bool
-	table   [256]uint32
+	src    lineSource
+	end    string
+	buf    []byte // decoded, not yet read
+	dec    [maxLine]byte
+	carry  string // base64 characters short of a quad
+	padded bool   // a quad with "=" has been seen: no more data
+	eof    bool
+	sum    *uint32
+	crc    uint32
 }
 
 func (a *armorReader) Read(p []byte) (int, error) {
@@ -789,65 +789,5 @@ func (a *armorReader) fill() error {
 
 // update adds p to the CRC-24 (RFC 9580 §6.1.1).
 func (a *armorReader) update(p []byte) {
-	if !a.crcInit {
-		for i := range a.table {
-			c := uint32(i) << 16
-			for range 8 {
-				c <<= 1
-				if c&0x1000000 != 0 {
-					c ^= crc24Poly
-				}
-			}
-			a.table[i] = c & 0xffffff
-		}
-		a.crcInit = true
-	}
-	crc := a.crc
-	for _, b := range p {
-		crc = (crc << 8) ^ a.table[byte(crc>>16)^b]
-	}
-	a.crc = crc & 0xffffff
-}
-
-// byteStats counts octets, to tell ciphertext from text; see random.
-type byteStats struct {
-	n     int64
-	count [256]int64
-}
-
-func (b *byteStats) Write(p []byte) (int, error) {
-	for _, c := range p {
-		b.count[c]++
-	}
-	b.n += int64(len(p))
-	return len(p), nil
-}
-
-// random reports whether the octets could be ciphertext: fewer than 16 of
-// them are not judged; else not 90% printable ASCII (98 of 256 values, 38%
-// of random octets; the chance that random octets reach 90% is about 10^-5
-// at 16 octets, below 10^-9 from 32 on, and real messages have more); from 4096 octets on, also a chi-square statistic over the 256
-// values below 526 (about 9 standard deviations above random, 255 degrees
-// of freedom). The same test as package smime's, for the same reason.
-func (b *byteStats) random() bool {
-	if b.n < 16 {
-		return true
-	}
-	printable := b.count['\t'] + b.count['\r'] + b.count['\n']
-	for c := 0x20; c < 0x7f; c++ {
-		printable += b.count[c]
-	}
-	if printable*10 >= b.n*9 {
-		return false
-	}
-	if b.n < 4096 {
-		return true
-	}
-	e := float64(b.n) / 256
-	chi2 := 0.0
-	for _, c := range b.count {
-		d := float64(c) - e
-		chi2 += d * d / e
-	}
-	return chi2 < 526
+	a.crc = crc24Update(a.crc, p)
 }

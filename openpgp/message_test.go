@@ -3,7 +3,6 @@ package openpgp
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -364,11 +363,3 @@ func TestParseStreams(t *testing.T) {
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
-
-func TestByteStatsOpenPGP(t *testing.T) {
-	var st byteStats
-	st.Write([]byte(base64.StdEncoding.EncodeToString(make([]byte, 3000))))
-	if st.random() {
-		t.Error("base64 text counts as random")
-	}
-}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/danemilter/danemilter/mimeentity"
 )
 
-// Field is one header field; Value carries no leading space. It has the
-// same shape as smime.Field, so the two convert into each other.
-type Field struct{ Name, Value string }
+// Field is one header field; Value carries no leading space. It is
+// [mimeentity.Field], the same type as smime.Field.
+type Field = mimeentity.Field
 
 // boundaryPrefix starts every boundary NewBoundary makes. Its "_" never
 // occurs in ASCII armor (RFC 9580 §6.2: base64 lines, "=" checksum, and
@@ -65,7 +67,7 @@ func CheckBoundary(b string) error {
 // OuterFields returns the header fields of the multipart/encrypted entity
 // that replaces an encrypted entity (RFC 3156 §4, RFC 1847 §2.2), for the
 // given boundary: one Content-Type field. The caller removes the original
-// Content-* fields (smime.IsEntityHeader tells them), keeps or adds
+// Content-* fields (mimeentity.IsEntityField tells them), keeps or adds
 // "MIME-Version: 1.0", and adds these. The body that goes with them is what
 // [EncryptMIME] writes with the same boundary. Each call returns a new slice
 // that the caller may modify. The boundary is not checked here; EncryptMIME
@@ -75,7 +77,7 @@ func OuterFields(boundary string) []Field {
 		// RFC 3156 §4: the protocol parameter MUST be
 		// "application/pgp-encrypted"; RFC 2046 §5.1.1: boundary. The
 		// boundary holds "=", a tspecial, so it is quoted (RFC 2045 §5.1).
-		{"Content-Type", `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="` + boundary + `"`},
+		{Name: "Content-Type", Value: `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="` + boundary + `"`},
 	}
 }
 
@@ -106,66 +108,4 @@ func protectedName(name string) string {
 		}
 	}
 	return ""
-}
-
-// validFieldName reports whether name is an RFC 5322 §2.2 field name:
-// printable ASCII except ":".
-func validFieldName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for _, c := range []byte(name) {
-		if c <= ' ' || c >= 0x7f || c == ':' {
-			return false
-		}
-	}
-	return true
-}
-
-// cleanValue unfolds a header field value (RFC 5322 §2.2.3: a line break
-// followed by white space is removed; a bare line break, which a value
-// must not hold, becomes a space) and trims surrounding white space.
-func cleanValue(v string) string {
-	if !strings.ContainsAny(v, "\r\n") {
-		return strings.TrimSpace(v)
-	}
-	v = strings.ReplaceAll(v, "\r\n", "\n")
-	v = strings.ReplaceAll(v, "\r", "\n")
-	var b strings.Builder
-	for i, line := range strings.Split(v, "\n") {
-		if i > 0 && (line == "" || (line[0] != ' ' && line[0] != '\t')) {
-			b.WriteByte(' ')
-		}
-		b.WriteString(line)
-	}
-	return strings.TrimSpace(b.String())
-}
-
-// foldField renders "Name: value\r\n", folded before spaces so that lines
-// stay within 78 characters where the value allows it (RFC 5322 §2.1.1,
-// §2.2.3). Unfolding gives back the value exactly; no line is left holding
-// only white space (RFC 5322 §2.2.3).
-func foldField(name, value string) string {
-	var b strings.Builder
-	b.WriteString(name)
-	b.WriteByte(':')
-	lineLen := len(name) + 1
-	start := 0
-	for i := 0; i <= len(value); i++ {
-		if i < len(value) && (value[i] != ' ' || i == start) {
-			continue
-		}
-		seg := value[start:i] // after the first, it starts with its space
-		if start == 0 {
-			seg = " " + seg
-		} else if lineLen+len(seg) > 78 && lineLen > 0 && strings.Trim(seg, " ") != "" {
-			b.WriteString("\r\n")
-			lineLen = 0
-		}
-		b.WriteString(seg)
-		lineLen += len(seg)
-		start = i
-	}
-	b.WriteString("\r\n")
-	return b.String()
 }
