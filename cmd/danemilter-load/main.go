@@ -183,6 +183,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool,
 	wg.Wait()
 	elapsed := time.Since(start)
 	hwm := vmKB(cmd.Process.Pid, "VmHWM")
+	daemonCPU := cpuTime(cmd.Process.Pid)
 
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration {
@@ -194,6 +195,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool,
 	fmt.Printf("ok %d, failed %d in %s: %.1f msg/s, %.1f MB/s of message\n", len(lat), len(failures), elapsed.Round(time.Millisecond),
 		float64(len(lat))/elapsed.Seconds(), float64(len(lat))*float64(len(msg))/1e6/elapsed.Seconds())
 	fmt.Printf("latency p50 %s p95 %s p99 %s max %s\n", pct(0.5).Round(time.Microsecond), pct(0.95).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), pct(1).Round(time.Microsecond))
+	fmt.Printf("daemon CPU %s = %s per message\n", daemonCPU.Round(time.Millisecond), (daemonCPU / time.Duration(max(n, 1))).Round(time.Microsecond))
 	fmt.Printf("daemon peak RSS (VmHWM) %d KiB = %.2fx the message (%d bytes)\n", hwm, float64(hwm*1024)/float64(len(msg)), len(msg))
 	for i, err := range failures {
 		if i == 5 {
@@ -361,4 +363,18 @@ func vmKB(pid int, field string) int64 {
 		}
 	}
 	return -1
+}
+
+// cpuTime is the user and system CPU time of a process so far
+// (/proc/<pid>/stat, utime and stime, in clock ticks of 10 ms).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

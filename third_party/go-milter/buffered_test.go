@@ -5,15 +5,17 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// countingListener counts the Read calls on the connections it accepts.
+// countingListener counts the Read and Write calls on the connections it
+// accepts.
 type countingListener struct {
 	net.Listener
-	reads *atomic.Int64
+	reads, writes *atomic.Int64
 }
 
 func (l countingListener) Accept() (net.Conn, error) {
@@ -21,12 +23,17 @@ func (l countingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return countingConn{c, l.reads}, nil
+	return countingConn{c, l.reads, l.writes}, nil
 }
 
 type countingConn struct {
 	net.Conn
-	reads *atomic.Int64
+	reads, writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }
 
 func (c countingConn) Read(p []byte) (int, error) {
@@ -55,18 +62,29 @@ func (m countingMilter) BodyChunk([]byte, Modifier) (*Response, error) {
 	return RespContinue, nil
 }
 
-// TestBufferedReads: packets the MTA sends without waiting for replies
-// (macros, events negotiated with OptNoReplies) are read through the
-// session's buffer, not with two reads each, and all reach the Milter.
-func TestBufferedReads(t *testing.T) {
-	var reads, events atomic.Int64
+// EndOfMessage makes three modifications before the final reply.
+func (m countingMilter) EndOfMessage(mod Modifier) (*Response, error) {
+	for _, err := range []error{mod.AddHeader("X-A", "1"), mod.ChangeHeader(1, "Subject", "x"), mod.ReplaceBody(strings.NewReader("new body\r\n"))} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return RespAccept, nil
+}
+
+// TestBufferedReadsWrites: packets the MTA sends without waiting for
+// replies (macros, events negotiated with OptNoReplies) are read through the
+// session's buffer, not with two reads each, and all reach the Milter; the
+// modifications at end of message and the final reply leave in one write.
+func TestBufferedReadsWrites(t *testing.T) {
+	var reads, writes, events atomic.Int64
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := NewServer(WithMilter(func() Milter { return countingMilter{events: &events} }),
-		WithProtocols(OptNoMailReply|OptNoHeaderReply|OptNoEOHReply|OptNoBodyReply))
-	go func() { _ = s.Serve(countingListener{ln, &reads}) }()
+		WithProtocols(OptNoMailReply|OptNoHeaderReply|OptNoEOHReply|OptNoBodyReply), WithActions(OptAddHeader|OptChangeHeader|OptChangeBody))
+	go func() { _ = s.Serve(countingListener{ln, &reads, &writes}) }()
 	t.Cleanup(func() { _ = s.Close() })
 
 	c, err := net.Dial("tcp", ln.Addr().String())
@@ -94,7 +112,7 @@ func TestBufferedReads(t *testing.T) {
 	if code := read(); code != 'O' {
 		t.Fatalf("negotiation answered %c", code)
 	}
-	before := reads.Load()
+	before, writesBefore := reads.Load(), writes.Load()
 	var msg []byte
 	msg = append(msg, packet('D', "M{i}\x00Q1\x00")...)
 	msg = append(msg, packet('M', "<a@example.org>\x00")...)
@@ -107,8 +125,13 @@ func TestBufferedReads(t *testing.T) {
 	if _, err := c.Write(msg); err != nil {
 		t.Fatal(err)
 	}
-	if code := read(); code != 'a' {
-		t.Fatalf("end of message answered %c", code)
+	for _, want := range []byte{'h', 'm', 'b', 'a'} {
+		if code := read(); code != want {
+			t.Fatalf("end of message answered %c, want %c", code, want)
+		}
+	}
+	if got := writes.Load() - writesBefore; got != 1 {
+		t.Errorf("%d writes for three modifications and the final reply, want 1", got)
 	}
 	if got := events.Load(); got != 22 {
 		t.Errorf("milter saw %d events, want 22", got)

@@ -34,27 +34,56 @@ type serverSession struct {
 // init sets up the internal state of the session
 func (m *serverSession) init(server *Server, conn net.Conn, version uint32, actions OptAction, protocol OptProtocol) {
 	m.server = server
-	m.conn = &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize)}
+	m.conn = &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, bufferSize), w: bufio.NewWriterSize(conn, bufferSize)}
 	m.version = version
 	m.actions = actions
 	m.protocol = protocol
 	m.macros = newMacroStages()
 }
 
-// readBufferSize is the read buffer of a session: the length and the data of
-// a packet, and the packets an MTA sends without waiting for a reply (macros,
-// and the events negotiated with OptNoReplies), arrive with one read(2)
-// instead of two per packet. Larger packets (body chunks) are read directly.
-const readBufferSize = 4096
+// bufferSize is the read and the write buffer of a session. Reads: the length
+// and the data of a packet, and the packets an MTA sends without waiting for a
+// reply (macros, and the events negotiated with OptNoReplies), arrive with one
+// read(2) instead of two per packet; larger packets (body chunks) are read
+// directly. Writes: modification packets wait in the buffer for the next
+// other packet (the final reply, or a progress), so the replies to end of
+// message leave in one write(2), not one per packet.
+const bufferSize = 4096
 
-// bufferedConn is a connection whose reads go through a buffer; deadlines
-// and writes go to the connection.
+// bufferedConn is a connection whose reads and writes go through buffers;
+// deadlines go to the connection. Writes are serialized, as they were on the
+// connection (a Milter may call Modifier.Progress from another goroutine).
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r  *bufio.Reader
+	wm sync.Mutex
+	w  *bufio.Writer
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *bufferedConn) Write(p []byte) (int, error) {
+	c.wm.Lock()
+	defer c.wm.Unlock()
+	return c.w.Write(p)
+}
+
+func (c *bufferedConn) flush() error {
+	c.wm.Lock()
+	defer c.wm.Unlock()
+	return c.w.Flush()
+}
+
+// modification reports whether a reply packet is a modification request,
+// which the MTA reads only with the final reply that follows it.
+func modification(code wire.Code) bool {
+	switch wire.ModifyActCode(code) {
+	case wire.ActAddRcpt, wire.ActDelRcpt, wire.ActReplBody, wire.ActAddHeader, wire.ActChangeHeader,
+		wire.ActInsertHeader, wire.ActQuarantine, wire.ActChangeFrom, wire.ActAddRcptPar:
+		return true
+	}
+	return false
+}
 
 // readPacket reads incoming milter packet
 func (m *serverSession) readPacket(timeout time.Duration) (*wire.Message, error) {
@@ -79,7 +108,19 @@ func (m *serverSession) writePacket(msg *wire.Message) error {
 	if conn == nil {
 		return errCloseSession
 	}
-	return wire.WritePacket(conn, msg, m.server.options.writeTimeout)
+	timeout := m.server.options.writeTimeout
+	if err := wire.WritePacket(conn, msg, timeout); err != nil {
+		return err
+	}
+	bc, ok := conn.(*bufferedConn)
+	if !ok || modification(msg.Code) {
+		return nil
+	}
+	if timeout != 0 {
+		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		defer func() { _ = conn.SetWriteDeadline(time.Time{}) }()
+	}
+	return bc.flush()
 }
 
 func (m *serverSession) negotiate(msg *wire.Message, milterVersion uint32, milterActions OptAction, milterProtocol OptProtocol, callback NegotiationCallbackFunc, macroRequests macroRequests, usedMaxData DataSize) (*Response, error) {
