@@ -20,7 +20,7 @@ func ExampleSplit() {
 	}
 	// Output:
 	// Jörg.Müller xn--bcher-kva.example
-	// address: invalid address: "exa mple.com" is not a valid domain
+	// address: invalid address: domain of "bosun@exa mple.com": idna: disallowed rune U+0020
 	// address: invalid address: "no-at-sign" has no @
 }
 
