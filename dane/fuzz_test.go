@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danemilter/danemilter/address"
 )
 
 func FuzzSMIMEAName(f *testing.F) {
@@ -27,9 +29,9 @@ func FuzzSMIMEAName(f *testing.F) {
 			}
 			return
 		}
-		_, domain, err := SplitAddress(addr)
+		_, domain, err := address.Split(addr)
 		if err != nil {
-			t.Fatalf("%q: SMIMEAName succeeds, SplitAddress fails: %v", addr, err)
+			t.Fatalf("%q: SMIMEAName succeeds, address.Split fails: %v", addr, err)
 		}
 		if !strings.HasSuffix(name, "._smimecert."+domain+".") {
 			t.Fatalf("%q: name %q does not end in domain %q", addr, name, domain)

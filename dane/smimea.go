@@ -11,6 +11,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -270,16 +271,17 @@ func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Cer
 		if reason == "" {
 			reason = CheckCertificate(addr, c, now)
 		}
-		if reason == "" {
+		switch {
+		case reason == "":
 			usable = append(usable, c)
-		} else {
+		case !slices.Contains(reasons, reason): // each reason once, in order
 			reasons = append(reasons, reason)
 		}
 	}
 	if len(usable) > 0 {
 		return usable, ""
 	}
-	return nil, strings.Join(uniqStrings(reasons), "; ")
+	return nil, strings.Join(reasons, "; ")
 }
 
 // matches reports whether the record's association data matches cert
@@ -300,18 +302,6 @@ func matches(r *dns.SMIMEA, data []byte, cert *x509.Certificate) bool {
 		return bytes.Equal(sum[:], data)
 	}
 	return false
-}
-
-func uniqStrings(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // CheckCertificate returns "" when cert may be used to encrypt mail to addr

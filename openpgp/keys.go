@@ -15,7 +15,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/miekg/dns"
 
-	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/address"
 )
 
 // Limits on what a record may make the parser do. A record comes from the
@@ -92,7 +92,7 @@ func SelectKeys(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
 	var keys []Key
 	var rejected []Rejected
 	seen := map[string]bool{}
-	_, _, addrErr := dane.SplitAddress(addr)
+	_, _, addrErr := address.Split(addr)
 	for _, rr := range rrs {
 		r, ok := rr.(*dns.OPENPGPKEY)
 		if !ok || r == nil {
@@ -369,13 +369,13 @@ func uidAddress(id string) string {
 }
 
 // sameAddress compares two addresses: local parts without regard to case,
-// domains as A-labels in lower case.
+// domains as A-labels in lower case (address.Split).
 func sameAddress(a, b string) bool {
-	al, ad, err := dane.SplitAddress(a)
+	al, ad, err := address.Split(a)
 	if err != nil {
 		return false
 	}
-	bl, bd, err := dane.SplitAddress(b)
+	bl, bd, err := address.Split(b)
 	if err != nil {
 		return false
 	}
