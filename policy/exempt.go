@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"github.com/danemilter/danemilter/address"
 )
 
 // Exemptions name senders and recipients whose mail danemilter leaves alone:
@@ -56,11 +58,11 @@ func normalizePattern(p string, sender bool) (string, error) {
 		}
 		return p, nil
 	}
-	local, domain, ok := cutLast(p, "@")
+	local, domain, ok := address.Cut(p)
 	if !ok || (local == "" && domain == "") || strings.ContainsAny(p, " <>") {
 		return "", fmt.Errorf("pattern %q: want <>, local@, @domain or local@domain", p)
 	}
-	return strings.ToLower(local) + "@" + strings.ToLower(strings.TrimSuffix(domain, ".")), nil
+	return strings.ToLower(local) + "@" + domain, nil
 }
 
 func matchPattern(patterns []string, addr string) string {
@@ -72,13 +74,12 @@ func matchPattern(patterns []string, addr string) string {
 		}
 		return ""
 	}
-	local, domain, ok := cutLast(strings.ToLower(addr), "@")
+	local, domain, ok := address.Cut(strings.ToLower(addr))
 	if !ok {
 		return ""
 	}
-	domain = strings.TrimSuffix(domain, ".")
 	for _, p := range patterns {
-		pl, pd, _ := cutLast(p, "@")
+		pl, pd, _ := address.Cut(p)
 		if (pl == "" || pl == local) && (pd == "" || pd == domain) {
 			return p
 		}

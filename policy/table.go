@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/danemilter/danemilter/address"
 )
 
 // Table maps recipients to levels: full addresses, domains, and parent
@@ -136,29 +138,17 @@ func (t *Table) Clone() *Table {
 // is not a domain, a ".parent" domain or an address.
 func NormalizeKey(key string) (string, error) {
 	key = strings.TrimSpace(key)
-	if local, domain, ok := cutLast(key, "@"); ok {
-		d := strings.ToLower(strings.TrimSuffix(domain, "."))
-		if local == "" || strings.ContainsAny(local, "@ \t") || !validDomain(d) {
+	if local, domain, ok := address.Cut(key); ok {
+		if local == "" || strings.ContainsAny(local, "@ \t") || !address.ValidDomain(domain) {
 			return "", fmt.Errorf("%q is not an address", key)
 		}
-		return local + "@" + d, nil
+		return local + "@" + domain, nil
 	}
-	d := strings.ToLower(strings.TrimSuffix(key, "."))
-	if !validDomain(strings.TrimPrefix(d, ".")) {
-		return "", fmt.Errorf("%q is not a domain, .parent-domain or address", key)
-	}
-	if d == "" || d == "." || strings.Contains(d, "..") || strings.ContainsAny(d, " /\\:") {
+	d, err := address.ParseDomainPattern(key)
+	if err != nil {
 		return "", fmt.Errorf("%q is not a domain, .parent-domain or address", key)
 	}
 	return d, nil
-}
-
-func cutLast(s, sep string) (string, string, bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
-	}
-	return s[:i], s[i+len(sep):], true
 }
 
 // Source gives the policy for a recipient address: a *Table, or a *Live that
@@ -175,27 +165,16 @@ type Match struct {
 }
 
 // Lookup returns the level for an address.
-func (t *Table) Lookup(address string) Match {
-	local, domain, ok := cutLast(address, "@")
+func (t *Table) Lookup(addr string) Match {
+	local, domain, ok := address.Cut(addr)
 	if !ok {
 		return Match{Level: t.def}
 	}
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	if m, ok := t.lookupAddress(local, domain); ok {
 		return m
 	}
-	if e, ok := t.entries[domain]; ok {
-		return Match{e.Level, e.DryRun, domain}
-	}
-	for d := domain; ; {
-		_, parent, ok := strings.Cut(d, ".")
-		if !ok {
-			break
-		}
-		if e, ok := t.entries["."+parent]; ok {
-			return Match{e.Level, e.DryRun, "." + parent}
-		}
-		d = parent
+	if e, key, ok := address.LookupDomain(t.entries, domain); ok {
+		return Match{e.Level, e.DryRun, key}
 	}
 	return Match{Level: t.def}
 }
@@ -230,18 +209,4 @@ func (t *Table) Entries() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// validDomain reports whether d is a non-empty dotted name without empty
-// labels, spaces or characters that cannot be in a host name.
-func validDomain(d string) bool {
-	if d == "" {
-		return false
-	}
-	for _, l := range strings.Split(d, ".") {
-		if l == "" {
-			return false
-		}
-	}
-	return !strings.ContainsAny(d, " \t@/\\:,;\"'<>()[]")
 }
