@@ -18,12 +18,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
 
+	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/safefile"
 	"github.com/danemilter/danemilter/smime"
@@ -466,11 +468,11 @@ func (c *Config) setDefaults() error {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
-	network, address, err := ParseListen(c.Listen)
+	network, addr, err := ParseListen(c.Listen)
 	if err != nil {
 		return invalid("listen", "%v", err)
 	}
-	c.Network, c.Address = network, address
+	c.Network, c.Address = network, addr
 	if c.SocketMode == "" {
 		c.SocketMode = DefaultSocketMode
 	}
@@ -481,12 +483,9 @@ func (c *Config) setDefaults() error {
 	c.FileMode = os.FileMode(mode)
 
 	for i, d := range c.LocalDomains {
-		n, err := normalizeDomain(strings.TrimPrefix(d, "."))
+		n, err := address.ParseDomainPattern(strings.TrimSpace(d))
 		if err != nil {
 			return invalid("local_domains", "entry %d: %v", i+1, err)
-		}
-		if strings.HasPrefix(d, ".") {
-			n = "." + n
 		}
 		c.LocalDomains[i] = n
 	}
@@ -664,21 +663,8 @@ func (c *Config) setDefaults() error {
 // IsLocal reports whether domain (lowercase, no trailing dot) is one of the
 // local domains.
 func (c *Config) IsLocal(domain string) bool {
-	domain = strings.TrimSuffix(strings.ToLower(domain), ".")
-	for _, d := range c.LocalDomains {
-		if d == domain || (strings.HasPrefix(d, ".") && strings.HasSuffix(domain, d)) {
-			return true
-		}
-	}
-	return false
-}
-
-func normalizeDomain(d string) (string, error) {
-	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
-	if d == "" || strings.ContainsAny(d, " @/\\:") || strings.Contains(d, "..") {
-		return "", fmt.Errorf("%q is not a domain name", d)
-	}
-	return d, nil
+	domain = address.NormalizeDomain(domain)
+	return slices.ContainsFunc(c.LocalDomains, func(d string) bool { return address.MatchDomain(d, domain) })
 }
 
 // parseResolver accepts "ip", "ip:port", "[v6]:port" and returns host:port and
@@ -705,16 +691,13 @@ func (c *Config) setCryptoDefaults() error {
 	c.Cipher = ci
 	c.CipherDomains = map[string]smime.Cipher{}
 	for k, v := range c.SMIME.Domains {
-		d, err := normalizeDomain(strings.TrimPrefix(k, "."))
+		d, err := address.ParseDomainPattern(strings.TrimSpace(k))
 		if err != nil {
 			return invalid("smime.domains."+strconv.Quote(k), "%v", err)
 		}
 		ci, err := smime.ParseCipher(v)
 		if err != nil {
 			return invalid("smime.domains."+strconv.Quote(k), "%v", err)
-		}
-		if strings.HasPrefix(k, ".") {
-			d = "." + d
 		}
 		c.CipherDomains[d] = ci
 	}
@@ -749,15 +732,12 @@ func (c *Config) setCryptoDefaults() error {
 	}
 	c.formatDomains = map[string]string{}
 	for k, v := range c.Format.Domains {
-		d, err := normalizeDomain(strings.TrimPrefix(k, "."))
+		d, err := address.ParseDomainPattern(strings.TrimSpace(k))
 		if err != nil {
 			return invalid("format.domains."+strconv.Quote(k), "%v", err)
 		}
 		if v != "smime" && v != "openpgp" {
 			return invalid("format.domains."+strconv.Quote(k), "want smime or openpgp, got %q", v)
-		}
-		if strings.HasPrefix(k, ".") {
-			d = "." + d
 		}
 		c.formatDomains[d] = v
 	}
@@ -803,35 +783,17 @@ func (c *Config) setLimitDefaults() error {
 // CipherFor returns the S/MIME cipher override for a recipient domain: the
 // entry for the domain, else for the nearest ".parent".
 func (c *Config) CipherFor(domain string) (smime.Cipher, bool) {
-	return lookupDomain(c.CipherDomains, domain)
+	ci, _, ok := address.LookupDomain(c.CipherDomains, address.NormalizeDomain(domain))
+	return ci, ok
 }
 
 // PreferOpenPGP reports whether recipients at domain prefer OpenPGP when
 // they have both kinds of key.
 func (c *Config) PreferOpenPGP(domain string) bool {
-	if v, ok := lookupDomain(c.formatDomains, domain); ok {
+	if v, _, ok := address.LookupDomain(c.formatDomains, address.NormalizeDomain(domain)); ok {
 		return v == "openpgp"
 	}
 	return c.Format.Prefer == "openpgp"
-}
-
-func lookupDomain[V any](m map[string]V, domain string) (V, bool) {
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if v, ok := m[domain]; ok {
-		return v, true
-	}
-	for d := domain; ; {
-		_, parent, ok := strings.Cut(d, ".")
-		if !ok {
-			break
-		}
-		if v, ok := m["."+parent]; ok {
-			return v, true
-		}
-		d = parent
-	}
-	var zero V
-	return zero, false
 }
 
 // parseReinject accepts "host:port", "[v6]:port" or "inet:host:port".

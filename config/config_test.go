@@ -97,6 +97,12 @@ func TestErrors(t *testing.T) {
 		{"reinject bad port", "[reinject]\naddress = \"127.0.0.1:0\"\n", []string{"reinject.address", "bad port"}},
 		{"spool dir missing", "spool_dir = \"/nonexistent/dir\"\n", []string{"spool_dir"}},
 		{"bad local domain", "local_domains = [\"a b\"]\n", []string{"local_domains", "entry 1"}},
+		// The rule of policy map keys (address.ParseDomainPattern): no empty
+		// label, no list or quoting punctuation.
+		{"local domain with empty label", "local_domains = [\"..example.com\"]\n", []string{"local_domains", "entry 1", "not a domain name"}},
+		{"local domain with comma", "local_domains = [\"a.example,b.example\"]\n", []string{"local_domains", "entry 1"}},
+		{"cipher domain with two trailing dots", "[smime.domains]\n\"example.com..\" = \"aes128-cbc\"\n", []string{"smime.domains"}},
+		{"format domain in brackets", "[format.domains]\n\"<example.com>\" = \"openpgp\"\n", []string{"format.domains"}},
 		{"max_packet too small", "[limits]\nmax_packet = \"64KiB\"\n", []string{"t.toml:2", "limits.max_packet", "1MiB"}},
 		{"max_packet too large", "[limits]\nmax_packet = \"1GiB\"\n", []string{"t.toml:2", "limits.max_packet", "512MiB"}},
 		{"max_packet not a size", "[limits]\nmax_packet = \"big\"\n", []string{"t.toml:2", "max_packet", "size"}},
