@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/milter"
@@ -64,7 +65,7 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 	if match.DryRun {
 		entry += ", dry-run: decisions are only logged and announced in a header"
 	}
-	domain := addr[strings.LastIndex(addr, "@")+1:]
+	domain := address.Domain(addr)
 	fmt.Fprintf(w, "recipient:   %s\n", addr)
 	if cfg.IsLocal(domain) {
 		fmt.Fprintf(w, "local:       yes (local_domains); outbound encryption does not apply\n")

@@ -30,9 +30,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/milter"
@@ -190,7 +190,7 @@ func newSelector(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 // milter's per-recipient choice.
 func preferFunc(cfg *config.Config) func(addr string) milter.Format {
 	return func(addr string) milter.Format {
-		domain := addr[strings.LastIndex(addr, "@")+1:]
+		domain := address.Domain(addr)
 		if cfg.PreferOpenPGP(domain) {
 			return milter.FormatOpenPGP
 		}
