@@ -27,10 +27,10 @@
 //
 // Configuration names domains in two forms: "example.com" for that domain,
 // and ".example.com" for every domain below it (not example.com itself).
-// [ParseDomain] and [ParseDomainPattern] check and normalize them,
-// [MatchDomain] tests one pattern, and [LookupDomain] finds the entry of a
-// map that applies to a domain: the domain itself, else the nearest
-// ".parent".
+// [ParseDomain] and [ParseDomainPattern] check and normalize them
+// ([NormalizeDomain], [ValidDomain]), [MatchDomain] tests one pattern, and
+// [LookupDomain] finds the entry of a map that applies to a domain: the
+// domain itself, else the nearest ".parent".
 package address
 
 import (
@@ -135,7 +135,7 @@ func Cut(addr string) (local, domain string, ok bool) {
 	if i < 0 {
 		return addr, "", false
 	}
-	return addr[:i], normalize(addr[i+1:]), true
+	return addr[:i], NormalizeDomain(addr[i+1:]), true
 }
 
 // Domain returns the domain of addr as [Cut] gives it: lowercased,
@@ -145,8 +145,9 @@ func Domain(addr string) string {
 	return d
 }
 
-// normalize lowercases d (RFC 5321 §2.4) and drops the dot that ends a
-// fully qualified name (RFC 1035 §3.1).
-func normalize(d string) string {
+// NormalizeDomain lowercases d (RFC 5321 §2.4: domains are
+// case-insensitive) and drops the one dot that ends a fully qualified name
+// (RFC 1035 §3.1). It checks nothing: see [ParseDomain].
+func NormalizeDomain(d string) string {
 	return strings.ToLower(strings.TrimSuffix(d, "."))
 }

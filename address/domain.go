@@ -26,8 +26,8 @@ func (e *DomainError) Unwrap() error { return ErrInvalidDomain }
 // notInDomain. Otherwise it returns a *DomainError. Surrounding white
 // space is an error too: trim it first where it may stand.
 func ParseDomain(s string) (string, error) {
-	d := normalize(s)
-	if !validDomain(d) {
+	d := NormalizeDomain(s)
+	if !ValidDomain(d) {
 		return "", &DomainError{Text: s}
 	}
 	return d, nil
@@ -47,7 +47,11 @@ func ParseDomainPattern(s string) (string, error) {
 	return d, nil
 }
 
-func validDomain(d string) bool {
+// ValidDomain reports whether d, as it stands (not normalized), is what
+// [ParseDomain] returns for a valid name: non-empty labels (RFC 1035
+// §2.3.1) without white space or the other characters of notInDomain. It
+// does not lowercase, so an uppercase name passes; a trailing dot does not.
+func ValidDomain(d string) bool {
 	if d == "" || strings.ContainsAny(d, notInDomain) {
 		return false
 	}
@@ -68,13 +72,13 @@ func MatchDomain(pattern, domain string) bool {
 
 // LookupDomain returns the value of the entry of m that applies to domain
 // and its key: m[domain], else m["."+parent] for the nearest parent
-// (a.b.example: .b.example, then .example). domain is lowercased and its
-// trailing dot dropped first; the keys of m are patterns as
-// [ParseDomainPattern] returns them (other keys, such as addresses, are
-// never found). The result agrees with [MatchDomain]: the key returned is
-// the longest pattern that covers domain.
+// (a.b.example: .b.example, then .example). domain must be normalized
+// already, as [Cut] and [NormalizeDomain] return it: it is not changed
+// here. The keys of m are patterns as [ParseDomainPattern] returns them
+// (other keys, such as addresses, are never found). The result agrees with
+// [MatchDomain]: the key returned is the longest pattern that covers
+// domain.
 func LookupDomain[V any](m map[string]V, domain string) (v V, key string, ok bool) {
-	domain = normalize(domain)
 	if v, ok := m[domain]; ok {
 		return v, domain, true
 	}

@@ -73,19 +73,40 @@ func TestLookupDomain(t *testing.T) {
 		{"", "", 0},
 		{"notexample.com", "", 0},
 	} {
-		v, key, ok := LookupDomain(m, tt.domain)
+		v, key, ok := LookupDomain(m, NormalizeDomain(tt.domain))
 		if v != tt.v || key != tt.key || ok != (tt.key != "") {
 			t.Errorf("LookupDomain(%q) = %d, %q, %v; want %d, %q", tt.domain, v, key, ok, tt.v, tt.key)
 		}
 		// It agrees with MatchDomain: the longest covering pattern.
 		var want string
 		for _, p := range slices.Sorted(maps.Keys(m)) {
-			if MatchDomain(p, normalize(tt.domain)) && len(p) > len(want) {
+			if MatchDomain(p, NormalizeDomain(tt.domain)) && len(p) > len(want) {
 				want = p
 			}
 		}
 		if key != want {
 			t.Errorf("LookupDomain(%q) key %q, MatchDomain's longest %q", tt.domain, key, want)
+		}
+	}
+}
+
+func TestNormalizeAndValidDomain(t *testing.T) {
+	for _, tt := range []struct {
+		in, norm string
+		valid    bool
+	}{
+		{"Example.COM.", "example.com", false}, // valid only once normalized
+		{"example.com", "example.com", true},
+		{"example.com..", "example.com.", false},
+		{"EXAMPLE.COM", "example.com", true},
+		{"", "", false},
+		{".", "", false},
+	} {
+		if got := NormalizeDomain(tt.in); got != tt.norm {
+			t.Errorf("NormalizeDomain(%q) = %q, want %q", tt.in, got, tt.norm)
+		}
+		if got := ValidDomain(tt.in); got != tt.valid {
+			t.Errorf("ValidDomain(%q) = %v, want %v", tt.in, got, tt.valid)
 		}
 	}
 }
