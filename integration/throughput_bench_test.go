@@ -24,7 +24,10 @@ import (
 // message. It runs only when DANEMILTER_BENCH=1
 // (scripts/bench-postfix-throughput); DANEMILTER_BENCH_N (2000),
 // DANEMILTER_BENCH_SIZE (10240), DANEMILTER_BENCH_SESSIONS (10) and
-// DANEMILTER_BENCH_ROUNDS (5) set the load.
+// DANEMILTER_BENCH_ROUNDS (5) set the load; DANEMILTER_BENCH_DRY_RUN=1 runs
+// danemilter with dry_run = true (it decides and adds its header, encrypts
+// nothing), DANEMILTER_BENCH_BIN runs another danemilter binary (an older
+// build, to compare).
 func TestPostfixThroughputBench(t *testing.T) {
 	if os.Getenv("DANEMILTER_BENCH") != "1" {
 		t.Skip("benchmark: set DANEMILTER_BENCH=1 (scripts/bench-postfix-throughput)")
@@ -34,13 +37,21 @@ func TestPostfixThroughputBench(t *testing.T) {
 	size := envInt(t, "DANEMILTER_BENCH_SIZE", 10240)
 	sessions := envInt(t, "DANEMILTER_BENCH_SESSIONS", 10)
 	rounds := envInt(t, "DANEMILTER_BENCH_ROUNDS", 5)
+	dryRun := os.Getenv("DANEMILTER_BENCH_DRY_RUN") == "1"
+	if bin := os.Getenv("DANEMILTER_BENCH_BIN"); bin != "" {
+		e.bin = bin
+	}
+	top := ""
+	if dryRun {
+		top = "dry_run = true\n"
+	}
 
 	e.alice = newUser(t, e.keys, "alice@secure.test")
 	aloneAddr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	e.start(t, envSpec{
 		zones: []zoneSpec{{name: zoneName, signed: true, users: []*user{e.alice}}},
 		config: func(dir string, milterPort int, _ string) string {
-			return daemonConfig{logLevel: "info"}.write(t, dir, milterPort, e.dns.resolver())
+			return daemonConfig{logLevel: "info", top: top}.write(t, dir, milterPort, e.dns.resolver())
 		},
 		postfixServices: []postfixService{{name: "postfix smtpd without milters", addr: aloneAddr,
 			conf: aloneAddr + " inet n - n - - smtpd\n  -o syslog_name=postfix/alone -o smtpd_milters= -o message_size_limit=$test_client_message_size_limit\n"}},
@@ -50,7 +61,7 @@ func TestPostfixThroughputBench(t *testing.T) {
 
 	// run sends one batch through server and returns the time until
 	// smtp-source finished and until the sink had every message.
-	run := func(server string, encrypted bool) (accepted, delivered time.Duration) {
+	run := func(server string, withMilter bool) (accepted, delivered time.Duration) {
 		t.Helper()
 		base := e.sink.count()
 		start := time.Now()
@@ -69,14 +80,25 @@ func TestPostfixThroughputBench(t *testing.T) {
 		}
 		delivered = time.Since(start)
 		ds := e.sink.rest("", 0)
-		enc := 0
+		enc, traced := 0, 0
 		for _, d := range ds {
-			if strings.Contains(string(d.data[:min(len(d.data), 4096)]), "pkcs7-mime") {
+			head := string(d.data[:min(len(d.data), 4096)])
+			if strings.Contains(head, "pkcs7-mime") {
 				enc++
 			}
+			if strings.Contains(head, "X-Danemilter:") {
+				traced++
+			}
 		}
-		if want := map[bool]int{true: n, false: 0}[encrypted]; len(ds) != n || enc != want {
-			t.Fatalf("through %s: %d messages at the sink, %d encrypted; want %d, %d", server, len(ds), enc, n, want)
+		wantEnc, wantTraced := 0, 0
+		if withMilter {
+			wantTraced = n
+			if !dryRun {
+				wantEnc = n
+			}
+		}
+		if len(ds) != n || enc != wantEnc || traced != wantTraced {
+			t.Fatalf("through %s: %d messages at the sink, %d encrypted, %d with the trace header; want %d, %d, %d", server, len(ds), enc, traced, n, wantEnc, wantTraced)
 		}
 		return accepted, delivered
 	}
@@ -116,7 +138,11 @@ func TestPostfixThroughputBench(t *testing.T) {
 		lo, med, hi := stat(v)
 		return fmt.Sprintf("| %s | "+format+" | "+format+" | "+format+" |\n", name, lo, med, hi)
 	}
-	report := fmt.Sprintf("smtp-source -s %d -m %d -l %d through Postfix to the sink, %d interleaved rounds (S/MIME AES-256-CBC, RSA-2048, 3 0 0):\n", sessions, n, size, rounds) +
+	mode := "S/MIME AES-256-CBC, RSA-2048, 3 0 0"
+	if dryRun {
+		mode = "danemilter in dry run"
+	}
+	report := fmt.Sprintf("smtp-source -s %d -m %d -l %d through Postfix to the sink, %d interleaved rounds (%s):\n", sessions, n, size, rounds, mode) +
 		"| | min | median | max |\n|---|---|---|---|\n" +
 		row("Postfix alone, delivered msg/s", "%.0f", alone) +
 		row("Postfix + danemilter, delivered msg/s", "%.0f", milter) +

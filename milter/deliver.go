@@ -592,10 +592,6 @@ func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder
 		return err
 	}
 
-	pr, wait := encryptPipe(enc, "", entity, size)
-	defer wait()
-	defer pr.Close()
-
 	chunk := maxChunk
 	if ds := int(m.MaxDataSize()); ds > 0 && ds < chunk {
 		chunk = ds
@@ -604,23 +600,51 @@ func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder
 	// accepts nothing but further body replacement packets and the final
 	// reply (milter8.c: "body replacement requests can't currently be mixed
 	// with other requests"), so no progress notification may be sent from
-	// here on; each packet resets the MTA's timeout by itself.
-	buf := make([]byte, chunk)
-	for {
-		n, err := io.ReadFull(pr, buf)
-		if n > 0 {
-			if werr := m.ReplaceBodyRawChunk(buf[:n]); werr != nil {
-				pr.CloseWithError(werr)
-				return fmt.Errorf("replace body: %w", werr)
-			}
+	// here on; each packet resets the MTA's timeout by itself. The
+	// encryption writes straight into the packets, in this goroutine: no
+	// pipe and no goroutine per message (a panic reaches the callback's
+	// guard, and the message is deferred).
+	w := &chunkWriter{m: m, buf: make([]byte, 0, min(int64(chunk), size*3/2+8192))}
+	if err := enc.write(w, entity, size); err != nil {
+		if w.err != nil {
+			return fmt.Errorf("replace body: %w", w.err)
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("encrypt: %w", err)
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	if err := w.flush(); err != nil {
+		return fmt.Errorf("replace body: %w", err)
+	}
+	return nil
+}
+
+// chunkWriter sends what is written to it as body replacement packets of
+// cap(buf) bytes, the last one shorter (flush).
+type chunkWriter struct {
+	m   milter.Modifier
+	buf []byte
+	err error // the first error sending a packet
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for w.err == nil && n < len(p) {
+		k := copy(w.buf[len(w.buf):cap(w.buf)], p[n:])
+		w.buf, n = w.buf[:len(w.buf)+k], n+k
+		if len(w.buf) == cap(w.buf) {
+			w.err = w.flush()
 		}
 	}
+	return n, w.err
+}
+
+// flush sends what is buffered, if anything.
+func (w *chunkWriter) flush() error {
+	if w.err != nil || len(w.buf) == 0 {
+		return w.err
+	}
+	err := w.m.ReplaceBodyRawChunk(w.buf)
+	w.buf = w.buf[:0]
+	return err
 }
 
 // describe renders one recipient's lookups and decision for a log line.
