@@ -14,7 +14,9 @@ import (
 
 	"github.com/d--j/go-milter"
 
+	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/smime"
@@ -36,17 +38,6 @@ func (f Format) String() string {
 		return "pgp-mime"
 	}
 	return "smime"
-}
-
-// ParseFormat parses "smime" or "openpgp" (also "pgp-mime").
-func ParseFormat(s string) (Format, error) {
-	switch strings.ToLower(s) {
-	case "smime", "s/mime":
-		return FormatSMIME, nil
-	case "openpgp", "pgp-mime", "pgp":
-		return FormatOpenPGP, nil
-	}
-	return 0, fmt.Errorf("unknown format %q (want smime or openpgp)", s)
 }
 
 // group is the recipients that get one copy of the message: plaintext, or
@@ -167,7 +158,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	// otherwise be encrypted to (README "Already-encrypted mail"); else it
 	// is encrypted like any other message, again if it was already.
 	sealedAll := false
-	if ctype := h.headerValue("Content-Type", leadSpace); smime.IsEncrypted(ctype) && anyEncrypt(vs) {
+	if ctype := h.headerValue("Content-Type", leadSpace); mimeentity.IsEncrypted(ctype) && anyEncrypt(vs) {
 		seal, err := h.inspectEncrypted(ctype)
 		if err != nil {
 			log.Warn("Content-Type says encrypted but the body is not one complete encrypted message; encrypting it like any other",
@@ -189,7 +180,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	var would []string
 	for i, v := range vs {
 		prs[i] = policy.Recipient{Address: v.r.addr, Local: v.r.local, Decision: v.d}
-		if v.would != "" {
+		if v.would != "" && !slices.Contains(would, v.would) {
 			would = append(would, v.would)
 		}
 	}
@@ -243,7 +234,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		return milter.RespAccept, nil
 	}
 	if len(would) > 0 {
-		h.dryRunNote = "dry-run; would " + strings.Join(uniq(would), ",")
+		h.dryRunNote = "dry-run; would " + strings.Join(would, ",")
 		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, h.dryRunNote)); err != nil {
 			log.Error("cannot add the trace header; message deferred", "err", err)
 			return tempFail()
@@ -325,24 +316,12 @@ func groupList(gs []group) string {
 	return strings.Join(s, "+")
 }
 
-func uniq(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
 // encoder is how one encrypted copy is made.
 type encoder struct {
 	format  Format
 	cipher  string // for logs and the trace header
 	keys    int
-	fields  []smime.Field
+	fields  []mimeentity.Field
 	protect bool // replace the outer Subject (header protection)
 	// write writes the encrypted body for the entity read from r (size
 	// bytes).
@@ -382,14 +361,10 @@ func (h *handler) encoder(g group, leadSpace bool) (*encoder, error) {
 		opts := openpgp.Options{Boundary: boundary, Now: h.opts.Now()}
 		if h.opts.ProtectHeaders {
 			for _, f := range h.headers {
-				opts.Protect = append(opts.Protect, openpgp.Field{Name: f.name, Value: strings.TrimPrefix(crlf(f.value), " ")})
+				opts.Protect = append(opts.Protect, openpgp.Field{Name: f.name, Value: strings.TrimPrefix(mimeentity.CRLF(f.value), " ")})
 			}
 		}
-		var fields []smime.Field
-		for _, f := range openpgp.OuterFields(boundary) {
-			fields = append(fields, smime.Field{Name: f.Name, Value: f.Value})
-		}
-		return &encoder{format: FormatOpenPGP, cipher: "openpgp", keys: len(keys), fields: fields, protect: h.opts.ProtectHeaders,
+		return &encoder{format: FormatOpenPGP, cipher: "openpgp", keys: len(keys), fields: openpgp.OuterFields(boundary), protect: h.opts.ProtectHeaders,
 			write: func(w io.Writer, r io.Reader, _ int64) error {
 				_, err := openpgp.EncryptMIME(w, r, keys, opts)
 				return err
@@ -418,8 +393,7 @@ func (h *handler) cipherFor(g group) smime.Cipher {
 	}
 	chosen, set := c, false
 	for _, r := range g.rcpts {
-		_, domain, _ := cutLast(r.addr, "@")
-		oc, ok := h.opts.CipherFor(domain)
+		oc, ok := h.opts.CipherFor(address.Domain(r.addr))
 		if !ok {
 			oc = c
 		}
@@ -458,7 +432,7 @@ func (h *handler) reinjectGroup(g group, leadSpace bool, note string) error {
 		var hdr strings.Builder
 		for _, f := range h.headers {
 			if !strings.EqualFold(f.name, TraceHeader) {
-				writeField(&hdr, f.name, f.value, leadSpace)
+				mimeentity.WriteField(&hdr, f.name, asSent(leadSpace, f.value))
 			}
 		}
 		if h.dryRunNote != "" {
@@ -479,23 +453,23 @@ func (h *handler) reinjectGroup(g group, leadSpace bool, note string) error {
 	hasMIMEVersion := false
 	for _, f := range h.headers {
 		switch {
-		case smime.IsEntityHeader(f.name), strings.EqualFold(f.name, TraceHeader):
+		case mimeentity.IsEntityField(f.name), strings.EqualFold(f.name, TraceHeader):
 			continue
 		case strings.EqualFold(f.name, "MIME-Version"):
 			hasMIMEVersion = true
 		case enc.protect && strings.EqualFold(f.name, "Subject"):
-			writeField(&hdr, f.name, " "+openpgp.ObscuredSubject, true)
+			mimeentity.WriteField(&hdr, f.name, " "+openpgp.ObscuredSubject)
 			continue
 		}
-		writeField(&hdr, f.name, f.value, leadSpace)
+		mimeentity.WriteField(&hdr, f.name, asSent(leadSpace, f.value))
 	}
 	if !hasMIMEVersion {
 		hdr.WriteString("MIME-Version: 1.0\r\n")
 	}
 	for _, f := range enc.fields {
-		writeField(&hdr, f.Name, " "+f.Value, true)
+		mimeentity.WriteField(&hdr, f.Name, " "+f.Value)
 	}
-	writeField(&hdr, TraceHeader, " "+enc.trace(note), true)
+	mimeentity.WriteField(&hdr, TraceHeader, " "+enc.trace(note))
 	hdr.WriteString("\r\n")
 
 	pr, wait := encryptPipe(enc, hdr.String(), entity, size)
@@ -528,16 +502,6 @@ func encryptPipe(enc *encoder, prefix string, entity io.Reader, size int64) (*io
 	return pr, wg.Wait
 }
 
-func writeField(b *strings.Builder, name, value string, leadSpace bool) {
-	b.WriteString(fieldName(name))
-	b.WriteString(":")
-	if !leadSpace {
-		b.WriteString(" ")
-	}
-	b.WriteString(crlf(value))
-	b.WriteString("\r\n")
-}
-
 // maxChunk is the largest body replacement packet we send (64 KiB - 1, the
 // milter protocol's classic limit, which every MTA accepts).
 const maxChunk = 65535
@@ -567,7 +531,7 @@ func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder
 		switch {
 		case key == "mime-version":
 			hasMIMEVersion = true
-		case smime.IsEntityHeader(f.name) || strings.EqualFold(f.name, TraceHeader):
+		case mimeentity.IsEntityField(f.name) || strings.EqualFold(f.name, TraceHeader):
 			dels = append(dels, del{f.name, count[key], ""})
 		case enc.protect && key == "subject":
 			dels = append(dels, del{f.name, count[key], h.hv(leadSpace, openpgp.ObscuredSubject)})
@@ -921,7 +885,7 @@ func (h *handler) inspectEncrypted(ctype string) (*sealed, error) {
 	if h.body.overflow || h.headersOverflow {
 		return nil, errors.New("message larger than max_message_size")
 	}
-	mt, params, err := mime.ParseMediaType(strings.TrimSpace(crlf(ctype)))
+	mt, params, err := mime.ParseMediaType(strings.TrimSpace(mimeentity.CRLF(ctype)))
 	if err != nil {
 		return nil, fmt.Errorf("Content-Type: %w", err)
 	}

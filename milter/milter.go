@@ -66,7 +66,9 @@ import (
 	"github.com/d--j/go-milter"
 	"github.com/miekg/dns"
 
+	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/smime"
@@ -356,7 +358,7 @@ func (h *handler) reset() {
 }
 
 // tempFail is the reply for any failure inside the daemon: generic text, the
-// detail goes to the log (STYLE 5).
+// detail goes to the log (house style: replies stay generic).
 func tempFail() (*milter.Response, error) {
 	return milter.RejectWithCodeAndReason(451, "4.3.0 Temporary encryption gateway failure, try again later")
 }
@@ -521,8 +523,7 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 		}
 	}
 	r := &rcpt{addr: addr, done: make(chan struct{})}
-	_, domain, _ := cutLast(addr, "@")
-	r.local = h.opts.IsLocal(domain)
+	r.local = h.opts.IsLocal(address.Domain(addr))
 	r.match = h.opts.Levels.Lookup(addr)
 	// An exemption never weakens level encrypt (README "Exemptions").
 	if r.match.Level != policy.LevelEncrypt {
@@ -745,59 +746,20 @@ func (h *handler) hv(leadSpace bool, v string) string {
 func (h *handler) entityHeader(leadSpace bool) []byte {
 	var b strings.Builder
 	for _, f := range h.headers {
-		if !smime.IsEntityHeader(f.name) {
-			continue
+		if mimeentity.IsEntityField(f.name) {
+			mimeentity.WriteField(&b, f.name, asSent(leadSpace, f.value))
 		}
-		b.WriteString(fieldName(f.name))
-		b.WriteString(":")
-		if !leadSpace {
-			b.WriteString(" ")
-		}
-		b.WriteString(crlf(f.value))
-		b.WriteString("\r\n")
 	}
 	b.WriteString("\r\n")
 	return []byte(b.String())
 }
 
-// fieldName drops from a header field name what RFC 5322 §2.2 does not
-// allow in one (control characters, space, colon). MTAs do not pass such
-// names, but a name must never break the line structure of what is
-// encrypted or re-injected.
-func fieldName(n string) string {
-	ok := true
-	for i := 0; i < len(n); i++ {
-		if n[i] <= ' ' || n[i] >= 0x7f || n[i] == ':' {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return n
-	}
-	var b strings.Builder
-	for i := 0; i < len(n); i++ {
-		if c := n[i]; c > ' ' && c < 0x7f && c != ':' {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// crlf turns the bare LF line breaks of folded header values, as MTAs pass
-// them, into CRLF (RFC 5322 §2.2.3).
-func crlf(v string) string {
-	if !strings.Contains(v, "\n") {
+// asSent is a header value as it follows the colon: with
+// OptHeaderLeadingSpace the MTA passes the leading space, without it the
+// MTA dropped one, which is put back.
+func asSent(leadSpace bool, v string) string {
+	if leadSpace {
 		return v
 	}
-	v = strings.ReplaceAll(v, "\r\n", "\n")
-	return strings.ReplaceAll(v, "\n", "\r\n")
-}
-
-func cutLast(s, sep string) (string, string, bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
-	}
-	return s[:i], strings.ToLower(s[i+len(sep):]), true
+	return " " + v
 }

@@ -2,20 +2,6 @@ package smime
 
 import "github.com/danemilter/danemilter/mimeentity"
 
-// IsEntityHeader is [mimeentity.IsEntityField].
-//
-// Deprecated: call mimeentity.IsEntityField; this wrapper stays only until
-// package milter has switched.
-func IsEntityHeader(name string) bool { return mimeentity.IsEntityField(name) }
-
-// IsEncrypted is [mimeentity.IsEncrypted]: whether a Content-Type value
-// labels an entity as already encrypted. [ParseEnvelopeBase64] reads the
-// body and tells whom it is encrypted for.
-//
-// Deprecated: call mimeentity.IsEncrypted; this wrapper stays only until
-// package milter has switched.
-func IsEncrypted(contentType string) bool { return mimeentity.IsEncrypted(contentType) }
-
 // Field is one header field; Value carries no leading space. It is
 // [mimeentity.Field], the same type as openpgp.Field.
 type Field = mimeentity.Field
