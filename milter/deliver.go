@@ -19,6 +19,7 @@ import (
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/reply"
 	"github.com/danemilter/danemilter/smime"
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
@@ -192,7 +193,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	attrs := []any{"from", h.from, "size", size, "rcpt_count", len(vs), "recipients", h.summarize(vs)}
 
 	if (plan.Action == policy.Encrypt || plan.Action == policy.Split) && (h.body.overflow || h.headersOverflow || h.headerBytes+size > h.opts.MaxMessageSize) {
-		plan = policy.Plan{Action: policy.Reject, Code: 552, Status: "5.3.4", Reason: "message too big for the encryption gateway"}
+		plan = policy.Refusal(reply.TooBig())
 	}
 	var groups []group
 	if plan.Action == policy.Encrypt || plan.Action == policy.Split {
@@ -204,7 +205,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 				required = required || p.Decision.Required
 			}
 			if required {
-				plan = policy.Plan{Action: policy.TempFail, Code: 451, Status: "4.7.5", Reason: "recipients need different encryption formats; send separately"}
+				plan = policy.Refusal(reply.FormatsDiffer())
 			} else {
 				plan = policy.Plan{Action: policy.Plain, Reason: "recipients need different encryption formats and splitting is off; sent in clear"}
 			}
@@ -216,7 +217,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 			// Postfix would refuse the queue file after the other copies
 			// had left (cleanup: "message file too big"); refuse it first.
 			attrs = append(attrs, "copy", g.String(), "encrypted_size_bound", bound, "max_encrypted_size", h.opts.MaxEncryptedSize)
-			plan = policy.Plan{Action: policy.Reject, Code: 552, Status: "5.3.4", Reason: "message too big once encrypted"}
+			plan = policy.Refusal(reply.TooBigEncrypted())
 			groups = nil
 		}
 	}
@@ -243,8 +244,8 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 
 	switch plan.Action {
 	case policy.TempFail, policy.Reject:
-		log.Info("message", append([]any{"action", plan.Action.String(), "status", plan.Status, "reason", plan.Reason}, attrs...)...)
-		return milter.RejectWithCodeAndReason(uint16(plan.Code), plan.Status+" "+plan.Reason)
+		log.Info("message", append([]any{"action", plan.Action.String(), "status", plan.Reply.Enhanced, "reason", plan.Reason}, attrs...)...)
+		return respond(plan.Reply)
 	case policy.Plain:
 		log.Info("message", append([]any{"action", "pass", "reason", plan.Reason}, attrs...)...)
 		return milter.RespAccept, nil

@@ -71,6 +71,7 @@ import (
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/reply"
 	"github.com/danemilter/danemilter/smime"
 )
 
@@ -357,11 +358,14 @@ func (h *handler) reset() {
 	h.localSubmission, h.view = false, mtaView{}
 }
 
+// respond is the milter response that gives the SMTP reply r.
+func respond(r reply.Reply) (*milter.Response, error) {
+	return milter.RejectWithCodeAndReason(uint16(r.Code), r.Enhanced+" "+r.Text)
+}
+
 // tempFail is the reply for any failure inside the daemon: generic text, the
 // detail goes to the log (house style: replies stay generic).
-func tempFail() (*milter.Response, error) {
-	return milter.RejectWithCodeAndReason(451, "4.3.0 Temporary encryption gateway failure, try again later")
-}
+func tempFail() (*milter.Response, error) { return respond(reply.TempFailure()) }
 
 // guard recovers a panic in a callback and turns it into a temporary failure.
 func (h *handler) guard(stage string, resp **milter.Response, err *error) {
@@ -560,8 +564,8 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 		case <-r.done:
 			d := policy.Decide(r.match.Level, r.outcome())
 			if (d.Action == policy.Reject || d.Action == policy.TempFail) && !h.opts.DryRun && !r.match.DryRun {
-				h.opts.Logger.Info("recipient refused", "queue_id", m.Get(milter.MacroQueueId), "from", h.from, "rcpt", h.describe(r, r.outcome(), d), "status", d.Status, "reason", d.Reason)
-				return milter.RejectWithCodeAndReason(uint16(d.Code), d.Status+" "+d.Reason)
+				h.opts.Logger.Info("recipient refused", "queue_id", m.Get(milter.MacroQueueId), "from", h.from, "rcpt", h.describe(r, r.outcome(), d), "status", d.Reply.Enhanced, "reason", d.Reason)
+				return respond(d.Reply)
 			}
 		default:
 		}

@@ -12,11 +12,11 @@ func Example() {
 
 	m := t.Lookup("alice@partner.example")
 	d := policy.Decide(m.Level, policy.Insecure)
-	fmt.Println(m.Level, d.Action, d.Code, d.Status)
+	fmt.Println(m.Level, d.Action, d.Reply.Code, d.Reply.Enhanced)
 
 	m = t.Lookup("bob@elsewhere.example")
 	d = policy.Decide(m.Level, policy.Bogus)
-	fmt.Println(m.Level, d.Action, d.Code, d.Status)
+	fmt.Println(m.Level, d.Action, d.Reply.Code, d.Reply.Enhanced)
 	// Output:
 	// encrypt reject 550 5.7.5
 	// dane tempfail 451 4.7.5

@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/danemilter/danemilter/reply"
 )
 
 // Level is a recipient's encryption policy level.
@@ -116,12 +118,21 @@ type Decision struct {
 	// Required is true when plaintext is forbidden for this recipient (level
 	// encrypt): a message that cannot be encrypted for it must not reach it.
 	Required bool
-	// Code and Status are the SMTP reply code and enhanced status code
-	// (RFC 3463) for Reject and TempFail.
-	Code   int
-	Status string
-	// Reason is a short, generic explanation fit for an SMTP reply.
+	// Reply is the SMTP reply for Reject and TempFail (zero otherwise).
+	Reply reply.Reply
+	// Reason is a short, generic explanation for the log; for a refusal it
+	// is Reply's text.
 	Reason string
+}
+
+// refuse is the decision that refuses with r: TempFail for a temporary
+// reply, Reject for a permanent one, so the action always matches the
+// reply's class.
+func refuse(r reply.Reply, required bool) Decision {
+	if r.Temporary() {
+		return Decision{Action: TempFail, Required: required, Reply: r, Reason: r.Text}
+	}
+	return Decision{Action: Reject, Required: required, Reply: r, Reason: r.Text}
 }
 
 // Decide applies the policy table (README "Policy") to one recipient.
@@ -138,26 +149,22 @@ func Decide(level Level, outcome Outcome) Decision {
 	case LevelDane:
 		switch outcome {
 		case Bogus:
-			// RFC 3463 §3.8: X.7.5 cryptographic failure.
-			return Decision{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "recipient key lookup failed DNSSEC validation"}
+			return refuse(reply.KeyBogus(), false)
 		case Indeterminate:
-			// RFC 3463 §3.5: X.4.3 directory server failure.
-			return Decision{Action: TempFail, Code: 451, Status: "4.4.3", Reason: "recipient key lookup failed temporarily"}
+			return refuse(reply.KeyLookupFailed(), false)
 		}
 		return Decision{Action: Plain, Reason: "no secure key (" + outcome.String() + "), policy dane"}
 	}
 	// LevelEncrypt (and any unknown level: fail closed).
 	switch outcome {
 	case Bogus:
-		return Decision{Action: TempFail, Required: true, Code: 451, Status: "4.7.5", Reason: "recipient key lookup failed DNSSEC validation"}
+		return refuse(reply.KeyBogus(), true)
 	case Indeterminate:
-		return Decision{Action: TempFail, Required: true, Code: 451, Status: "4.4.3", Reason: "recipient key lookup failed temporarily"}
+		return refuse(reply.KeyLookupFailed(), true)
 	case Insecure:
-		// RFC 3463 §3.8: X.7.10? is not registered; X.7.5 is the closest
-		// registered code for "encryption required but not possible".
-		return Decision{Action: Reject, Required: true, Code: 550, Status: "5.7.5", Reason: "encryption required but recipient domain is not DNSSEC-signed"}
+		return refuse(reply.UnsignedDomain(), true)
 	}
-	return Decision{Action: Reject, Required: true, Code: 550, Status: "5.7.5", Reason: "encryption required but recipient has no usable key"}
+	return refuse(reply.NoUsableKey(), true)
 }
 
 // Recipient is one recipient's decision as input to Combine.
@@ -171,8 +178,10 @@ type Recipient struct {
 type Plan struct {
 	// Action is Plain, Encrypt, Split, Reject or TempFail.
 	Action Action
-	Code   int
-	Status string
+	// Reply is the SMTP reply for Reject and TempFail (zero otherwise).
+	Reply reply.Reply
+	// Reason is a short, generic explanation for the log; for a refusal it
+	// is Reply's text.
 	Reason string
 	// EncryptTo and PlainTo list the recipients (Address) that get the
 	// encrypted and the plaintext copy, for Encrypt, Plain and Split.
@@ -210,7 +219,7 @@ func Combine(rcpts []Recipient, canSplit bool) Plan {
 		r, d := &rcpts[i], &rcpts[i].Decision
 		switch {
 		case d.Action == TempFail:
-			return Plan{Action: TempFail, Code: d.Code, Status: d.Status, Reason: d.Reason}
+			return Refusal(d.Reply)
 		case d.Action == Reject:
 			reject++
 			if firstReject == nil {
@@ -223,16 +232,16 @@ func Combine(rcpts []Recipient, canSplit bool) Plan {
 			}
 		case d.Required:
 			// Required but neither encrypt nor refuse: fail closed.
-			return Plan{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "encryption required but not possible"}
+			return Refusal(reply.EncryptionNotPossible())
 		default:
 			plainTo = append(plainTo, r.Address)
 		}
 	}
 	if reject > 0 {
 		if reject == len(rcpts) {
-			return Plan{Action: Reject, Code: firstReject.Code, Status: firstReject.Status, Reason: firstReject.Reason}
+			return Refusal(firstReject.Reply)
 		}
-		return Plan{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "encryption required for some recipients but not possible; try again"}
+		return Refusal(reply.SomeRefused())
 	}
 	switch {
 	case len(plainTo) == 0:
@@ -243,8 +252,14 @@ func Combine(rcpts []Recipient, canSplit bool) Plan {
 		return Plan{Action: Split, EncryptTo: encTo, PlainTo: plainTo,
 			Reason: fmt.Sprintf("%d recipients encrypted, %d in clear (split)", len(encTo), len(plainTo))}
 	case required > 0:
-		return Plan{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "encryption required for some recipients but not possible for all; send separately"}
+		return Refusal(reply.SendSeparately())
 	}
 	return Plan{Action: Plain, PlainTo: append(plainTo, encTo...),
 		Reason: fmt.Sprintf("%d of %d recipients lack a secure key and splitting is off; sent in clear", len(plainTo), len(rcpts))}
+}
+
+// refusePlan is the plan that refuses the message with r (see refuse).
+func Refusal(r reply.Reply) Plan {
+	d := refuse(r, false)
+	return Plan{Action: d.Action, Reply: r, Reason: r.Text}
 }

@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"testing"
+
+	"github.com/danemilter/danemilter/reply"
 )
 
 func TestDecideTable(t *testing.T) {
@@ -29,17 +31,17 @@ func TestDecideTable(t *testing.T) {
 	for level, row := range table {
 		for outcome, want := range row {
 			d := Decide(level, outcome)
-			if d.Action != want.action || d.Status != want.status || d.Required != want.required {
+			if d.Action != want.action || d.Reply.Enhanced != want.status || d.Required != want.required {
 				t.Errorf("Decide(%v, %v) = %+v, want %+v", level, outcome, d, want)
 			}
 			switch d.Action {
 			case Reject:
-				if d.Code/100 != 5 || d.Status[0] != '5' {
-					t.Errorf("Decide(%v, %v): reject with code %d %s", level, outcome, d.Code, d.Status)
+				if !d.Reply.Permanent() {
+					t.Errorf("Decide(%v, %v): reject with %v", level, outcome, d.Reply)
 				}
 			case TempFail:
-				if d.Code/100 != 4 || d.Status[0] != '4' {
-					t.Errorf("Decide(%v, %v): tempfail with code %d %s", level, outcome, d.Code, d.Status)
+				if !d.Reply.Temporary() {
+					t.Errorf("Decide(%v, %v): tempfail with %v", level, outcome, d.Reply)
 				}
 			}
 			if d.Reason == "" {
@@ -57,8 +59,8 @@ func TestCombine(t *testing.T) {
 	enc := Decision{Action: Encrypt, Reason: "secure key"}
 	encReq := Decision{Action: Encrypt, Required: true}
 	plain := Decision{Action: Plain}
-	tf := Decision{Action: TempFail, Code: 451, Status: "4.7.5", Reason: "bogus"}
-	rej := Decision{Action: Reject, Code: 550, Status: "5.7.5", Reason: "no key", Required: true}
+	tf := refuse(reply.KeyBogus(), false)
+	rej := refuse(reply.NoUsableKey(), true)
 	tests := []struct {
 		name      string
 		rcpts     []Recipient
@@ -90,7 +92,7 @@ func TestCombine(t *testing.T) {
 				if p.Action != want {
 					t.Errorf("Combine(split=%v) = %+v, want %v", split, p, want)
 				}
-				if (p.Action == Reject || p.Action == TempFail) && (p.Code == 0 || p.Status == "") {
+				if (p.Action == Reject || p.Action == TempFail) && p.Reply.IsZero() {
 					t.Errorf("refusal without code: %+v", p)
 				}
 				if p.Action == Split && (len(p.EncryptTo) == 0 || len(p.PlainTo) == 0) {

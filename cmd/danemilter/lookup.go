@@ -159,7 +159,7 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 	fmt.Fprintf(w, "outcome:     %s\n", outcome)
 	switch d.Action {
 	case policy.Reject, policy.TempFail:
-		fmt.Fprintf(w, "decision:    %s at RCPT TO: %d %s %s\n", d.Action, d.Code, d.Status, d.Reason)
+		fmt.Fprintf(w, "decision:    %s at RCPT TO: %s\n", d.Action, d.Reply)
 	case policy.Encrypt:
 		format := "S/MIME"
 		if len(usable) == 0 || (len(pgpUsable) > 0 && cfg.PreferOpenPGP(domain)) {
