@@ -10,6 +10,8 @@ import (
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/policy"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // Example runs the milter on a loopback port with the fake resolver (which
@@ -31,13 +33,13 @@ func Example() {
 	defer srv.Close()
 
 	msg := []byte("From: a@local.example\r\nTo: b@partner.example\r\nSubject: hi\r\n\r\nHello\r\n")
-	res, err := milter.Simulate("tcp", ln.Addr().String(), "Q1", "a@local.example", []string{"b@partner.example"}, msg)
+	res, err := miltertest.Simulate("tcp", ln.Addr().String(), "Q1", "a@local.example", []string{"b@partner.example"}, msg)
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println("partner:", res.Final.Type == gomilter.ActionAccept, bytes.Equal(res.Message, msg))
 
-	res, err = milter.Simulate("tcp", ln.Addr().String(), "Q2", "a@local.example", []string{"c@bank.example"}, msg)
+	res, err = miltertest.Simulate("tcp", ln.Addr().String(), "Q2", "a@local.example", []string{"c@bank.example"}, msg)
 	if err != nil {
 		panic(err)
 	}

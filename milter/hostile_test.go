@@ -27,6 +27,8 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/policy"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // Tests of README "Limits and hostile peers": what a broken or hostile peer
@@ -101,7 +103,7 @@ type rawConn struct {
 // replied reports whether the MTA reads a reply to packet p: not when the
 // event was negotiated without one (SMFIP_NR_*).
 func (rc *rawConn) replied(p []byte) bool {
-	return rc.protocol&noReplyFlag[p[4]] == 0
+	return rc.protocol&miltertest.NoReplyFlag(p[4]) == 0
 }
 
 // exchange sends p and, when the MTA reads a reply to it, reads the reply;
@@ -183,8 +185,8 @@ var mtaOptnegNoNR = rawPkt('O', "\x00\x00\x00\x06\x00\x00\x01\xff\x00\x10\x0f\x7
 // (the DATA event is not declined: see protocols).
 func TestNoReplyNegotiation(t *testing.T) {
 	addr := start(t, Options{Resolver: &dane.Fake{}})
-	nr := uint32(noReplyFlag['L'] | noReplyFlag['N'] | noReplyFlag['B'])
-	replied := uint32(noReplyFlag['M'] | noReplyFlag['R'] | noReplyFlag['T'] | 1<<9) // and not SMFIP_NODATA
+	nr := uint32(miltertest.NoReplyFlag('L') | miltertest.NoReplyFlag('N') | miltertest.NoReplyFlag('B'))
+	replied := uint32(miltertest.NoReplyFlag('M') | miltertest.NoReplyFlag('R') | miltertest.NoReplyFlag('T') | 1<<9) // and not SMFIP_NODATA
 	if rc := dialRaw(t, addr); rc.protocol&nr != nr || rc.protocol&replied != 0 {
 		t.Errorf("offered everything: negotiated %#x, want the no-reply flags %#x and none of %#x", rc.protocol, nr, replied)
 	}
@@ -277,7 +279,7 @@ func testOutOfOrder(t *testing.T, optneg []byte) {
 func normal(t testing.TB, addr string) {
 	t.Helper()
 	msg := []byte("From: a@local.example\r\nTo: alice@partner.example\r\nSubject: hi\r\n\r\nhello\r\n")
-	res, err := Simulate("tcp", addr, "Q1", "a@local.example", []string{"alice@partner.example"}, msg)
+	res, err := miltertest.Simulate("tcp", addr, "Q1", "a@local.example", []string{"alice@partner.example"}, msg)
 	if err != nil {
 		t.Fatalf("normal message: %v", err)
 	}
@@ -436,7 +438,7 @@ func TestConnectionLimit(t *testing.T) {
 	if got, err := io.ReadAll(c); len(got) != 0 || (err != nil && !errors.Is(err, syscall.ECONNRESET)) {
 		t.Fatalf("fourth connection: %q, %v; want it closed", got, err)
 	}
-	if _, err := Simulate("tcp", addr, "Q1", "a@local.example", []string{"alice@partner.example"}, []byte("Subject: x\r\n\r\nx\r\n")); err == nil {
+	if _, err := miltertest.Simulate("tcp", addr, "Q1", "a@local.example", []string{"alice@partner.example"}, []byte("Subject: x\r\n\r\nx\r\n")); err == nil {
 		t.Fatal("a message over the connection limit was served")
 	}
 }
@@ -490,7 +492,7 @@ func TestMemoryBudgetThroughServer(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := Simulate("tcp", addr, "Q1", "a@local.example", []string{"alice@partner.example"}, []byte("Subject: x\r\n\r\n"+body))
+			res, err := miltertest.Simulate("tcp", addr, "Q1", "a@local.example", []string{"alice@partner.example"}, []byte("Subject: x\r\n\r\n"+body))
 			if err == nil && (res.Final == nil || res.Final.Type != gomilter.ActionAccept) {
 				err = fmt.Errorf("final %+v", res.Final)
 			}

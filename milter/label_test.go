@@ -23,6 +23,8 @@ import (
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/smime"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 const labelHead = "From: s@local.example\r\nTo: someone@partner.example\r\nSubject: quarterly numbers\r\nMIME-Version: 1.0\r\n"
@@ -93,7 +95,7 @@ func genuinePGP(t *testing.T, keys ...*pgp.Entity) []byte {
 // bodyOf returns the body of a message.
 func bodyOf(t *testing.T, msg []byte) []byte {
 	t.Helper()
-	_, b, err := splitMessage(msg)
+	_, b, err := miltertest.SplitMessage(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func TestLabelFakesEncrypted(t *testing.T) {
 				addr := start(t, Options{Resolver: fake, Levels: policy.NewTable(level), OpenPGP: true})
 				sent := bodyOf(t, msg)
 
-				res, err := Simulate("tcp", addr, "QF1", "s@local.example", []string{"alice@partner.example"}, msg)
+				res, err := miltertest.Simulate("tcp", addr, "QF1", "s@local.example", []string{"alice@partner.example"}, msg)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -128,7 +130,7 @@ func TestLabelFakesEncrypted(t *testing.T) {
 					t.Errorf("alice's decryption does not hold the original body:\n%s", got)
 				}
 
-				res, err = Simulate("tcp", addr, "QF2", "s@local.example", []string{"pia@pgp.example"}, msg)
+				res, err = miltertest.Simulate("tcp", addr, "QF2", "s@local.example", []string{"pia@pgp.example"}, msg)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -149,7 +151,7 @@ func TestLabelFakeNoKey(t *testing.T) {
 	fake := &dane.Fake{}
 	addr := start(t, Options{Resolver: fake, Levels: policy.NewTable(policy.LevelEncrypt), OpenPGP: true})
 	for name, msg := range map[string][]byte{"S/MIME fake": fakeSMIME(), "PGP/MIME fake": fakePGP(), "genuine": genuinePGP(t, pgpUser(t, &dane.Fake{}, "x@elsewhere.example"))} {
-		res, err := Simulate("tcp", addr, "QN1", "s@local.example", []string{"nokey@partner.example"}, msg)
+		res, err := miltertest.Simulate("tcp", addr, "QN1", "s@local.example", []string{"nokey@partner.example"}, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +206,7 @@ func TestLabelGenuine(t *testing.T) {
 		{"S/MIME to alice, given to pia", toAlice, []string{"pia@pgp.example"}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := Simulate("tcp", addr, "QG1", "s@local.example", tt.rcpts, tt.msg)
+			res, err := miltertest.Simulate("tcp", addr, "QG1", "s@local.example", tt.rcpts, tt.msg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,7 +255,7 @@ func TestLabelGenuineTwoFormats(t *testing.T) {
 	alice.publish(t, fake)
 	pia := pgpUser(t, fake, "pia@pgp.example")
 	addr := start(t, Options{Resolver: fake, Levels: policy.NewTable(policy.LevelEncrypt), OpenPGP: true})
-	res, err := Simulate("tcp", addr, "QT1", "s@local.example", []string{"pia@pgp.example", "alice@partner.example"}, genuinePGP(t, pia))
+	res, err := miltertest.Simulate("tcp", addr, "QT1", "s@local.example", []string{"pia@pgp.example", "alice@partner.example"}, genuinePGP(t, pia))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +307,7 @@ func TestLogLineBounded(t *testing.T) {
 	for i := range n - 2 {
 		rcpts = append(rcpts, fmt.Sprintf("user%04d@nokey.example", i))
 	}
-	res, err := Simulate("tcp", addr, "QB1", "s@local.example", rcpts, readEML(t, "plain.eml"))
+	res, err := miltertest.Simulate("tcp", addr, "QB1", "s@local.example", rcpts, readEML(t, "plain.eml"))
 	if err != nil || res.Final == nil || res.Final.Type != gomilter.ActionAccept {
 		t.Fatalf("%v %+v", err, res)
 	}

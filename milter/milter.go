@@ -14,14 +14,14 @@
 // milter response; every failure inside the daemon becomes a temporary
 // failure (4.x.x), so the MTA keeps the message and retries rather than
 // passing it in clear. Panics in a callback are recovered and answered the
-// same way. [Simulate] plays an MTA for tests and the demo.
+// same way. Package milter/miltertest plays an MTA for tests and the demo.
 //
 // # What the MTAs accept at end of message
 //
 // The replies to end of message follow the rules of both MTAs' milter
 // clients (Postfix 3.7 src/milter/milter8.c, milter8_event; Sendmail 8.17
 // sendmail/milter.c, milter_data and MILTER_CHECK_REPLYCODE), and
-// [StrictDialer] enforces them in every test that plays an MTA:
+// miltertest.StrictDialer enforces them in every test that plays an MTA:
 //
 //   - Modification requests (header changes, recipient removal, body
 //     replacement) only in reply to end of message; at any other stage

@@ -26,6 +26,8 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/policy"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // user is a recipient with a generated key and certificate.
@@ -165,14 +167,14 @@ func readEML(t testing.TB, name string) []byte {
 // entity returns the MIME entity of a message: its Content-* fields and body.
 func entity(t testing.TB, msg []byte) []byte {
 	t.Helper()
-	hdrs, body, err := splitMessage(msg)
+	hdrs, body, err := miltertest.SplitMessage(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
 	for _, h := range hdrs {
-		if strings.HasPrefix(strings.ToLower(h.name), "content-") {
-			b.WriteString(h.name + ":" + h.value + "\r\n")
+		if strings.HasPrefix(strings.ToLower(h.Name), "content-") {
+			b.WriteString(h.Name + ":" + h.Value + "\r\n")
 		}
 	}
 	b.WriteString("\r\n")
@@ -181,11 +183,11 @@ func entity(t testing.TB, msg []byte) []byte {
 }
 
 func header(msg []byte, name string) []string {
-	hdrs, _, _ := splitMessage(msg)
+	hdrs, _, _ := miltertest.SplitMessage(msg)
 	var out []string
 	for _, h := range hdrs {
-		if strings.EqualFold(h.name, name) {
-			out = append(out, strings.TrimSpace(h.value))
+		if strings.EqualFold(h.Name, name) {
+			out = append(out, strings.TrimSpace(h.Value))
 		}
 	}
 	return out
@@ -201,7 +203,7 @@ func TestEncryptRoundTrip(t *testing.T) {
 	for _, file := range []string{"plain.eml", "utf8-8bit.eml", "multipart-attachment.eml", "folded-headers.eml", "no-content-type.eml"} {
 		t.Run(file, func(t *testing.T) {
 			in := readEML(t, file)
-			res, err := Simulate("tcp", addr, "Q1", "sender@local.example", []string{"alice@partner.example", "<bob@partner.example>"}, in)
+			res, err := miltertest.Simulate("tcp", addr, "Q1", "sender@local.example", []string{"alice@partner.example", "<bob@partner.example>"}, in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +264,7 @@ func TestLargeBodyChunks(t *testing.T) {
 		b.WriteString(line)
 	}
 	in := b.Bytes()
-	res, err := Simulate("tcp", addr, "Q2", "a@local.example", []string{"alice@partner.example"}, in)
+	res, err := miltertest.Simulate("tcp", addr, "Q2", "a@local.example", []string{"alice@partner.example"}, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,15 +295,15 @@ func TestDryRun(t *testing.T) {
 	addr := start(t, Options{Resolver: fake, DryRun: true})
 	plain := readEML(t, "plain.eml")
 	for rcpt, would := range map[string]string{"alice@partner.example": "would encrypt", "bogus@bogus.example": "would tempfail"} {
-		res, err := Simulate("tcp", addr, "Q4", "s@local.example", []string{rcpt}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "Q4", "s@local.example", []string{rcpt}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Final.Type != gomilter.ActionAccept {
 			t.Fatalf("%s: dry run refused: %+v", rcpt, res.Final)
 		}
-		_, body, _ := splitMessage(res.Message)
-		_, origBody, _ := splitMessage(plain)
+		_, body, _ := miltertest.SplitMessage(res.Message)
+		_, origBody, _ := miltertest.SplitMessage(plain)
 		if !bytes.Equal(body, origBody) {
 			t.Errorf("%s: dry run changed the body", rcpt)
 		}
@@ -333,7 +335,7 @@ func TestFailuresDefer(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			addr := start(t, opts)
-			res, err := Simulate("tcp", addr, "Q5", "s@local.example", []string{"alice@partner.example"}, plain)
+			res, err := miltertest.Simulate("tcp", addr, "Q5", "s@local.example", []string{"alice@partner.example"}, plain)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,7 +356,7 @@ func TestOverSizeLimit(t *testing.T) {
 	fake := &dane.Fake{}
 	newUser(t, "alice@partner.example").publish(t, fake)
 	addr := start(t, Options{Resolver: fake, MaxMessageSize: 100, MemoryThreshold: 50})
-	res, err := Simulate("tcp", addr, "Q6", "s@local.example", []string{"alice@partner.example"}, readEML(t, "multipart-attachment.eml"))
+	res, err := miltertest.Simulate("tcp", addr, "Q6", "s@local.example", []string{"alice@partner.example"}, readEML(t, "multipart-attachment.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +364,7 @@ func TestOverSizeLimit(t *testing.T) {
 		t.Fatalf("final %+v", res.Final)
 	}
 	// Without a key the size does not matter.
-	res, err = Simulate("tcp", addr, "Q7", "s@local.example", []string{"carol@partner.example"}, readEML(t, "multipart-attachment.eml"))
+	res, err = miltertest.Simulate("tcp", addr, "Q7", "s@local.example", []string{"carol@partner.example"}, readEML(t, "multipart-attachment.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +414,7 @@ func TestLookupsConcurrent(t *testing.T) {
 	}
 	br := &barrierResolver{n: 10, release: make(chan struct{}), next: fake}
 	addr := start(t, Options{Resolver: br, MessageTimeout: 10 * time.Second})
-	res, err := Simulate("tcp", addr, "Q8", "s@local.example", rcpts, readEML(t, "plain.eml"))
+	res, err := miltertest.Simulate("tcp", addr, "Q8", "s@local.example", rcpts, readEML(t, "plain.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/policy"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // pgpUser makes a Curve25519 OpenPGP key for addr and publishes it as an
@@ -54,7 +56,7 @@ func pgpDecrypt(t *testing.T, msg []byte, key *pgp.Entity) []byte {
 	if err != nil || mt != "multipart/encrypted" || params["protocol"] != "application/pgp-encrypted" {
 		t.Fatalf("Content-Type %q is not PGP/MIME", ct)
 	}
-	_, body, _ := splitMessage(msg)
+	_, body, _ := miltertest.SplitMessage(msg)
 	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
 	var parts [][]byte
 	for {
@@ -108,7 +110,7 @@ func TestOpenPGP(t *testing.T) {
 
 	t.Run("OPENPGPKEY only: PGP/MIME that go-crypto decrypts to the entity", func(t *testing.T) {
 		addr := start(t, Options{Resolver: fake, OpenPGP: true})
-		res, err := Simulate("tcp", addr, "QP1", "s@local.example", []string{"pia@pgp.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QP1", "s@local.example", []string{"pia@pgp.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +132,7 @@ func TestOpenPGP(t *testing.T) {
 
 	t.Run("OpenPGP off: OPENPGPKEY not looked up", func(t *testing.T) {
 		addr := start(t, Options{Resolver: fake})
-		res, err := Simulate("tcp", addr, "QP2", "s@local.example", []string{"pia@pgp.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QP2", "s@local.example", []string{"pia@pgp.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +144,7 @@ func TestOpenPGP(t *testing.T) {
 	t.Run("both record types: the preference decides", func(t *testing.T) {
 		for _, pref := range []Format{FormatSMIME, FormatOpenPGP} {
 			addr := start(t, Options{Resolver: fake, OpenPGP: true, Prefer: func(string) Format { return pref }})
-			res, err := Simulate("tcp", addr, "QP3", "s@local.example", []string{"both@mixed.example"}, plain)
+			res, err := miltertest.Simulate("tcp", addr, "QP3", "s@local.example", []string{"both@mixed.example"}, plain)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +161,7 @@ func TestOpenPGP(t *testing.T) {
 	t.Run("one format covers everyone: no split", func(t *testing.T) {
 		rec := &recorder{}
 		addr := start(t, Options{Resolver: fake, OpenPGP: true, Reinjector: rec, Prefer: func(string) Format { return FormatOpenPGP }})
-		res, err := Simulate("tcp", addr, "QP4", "s@local.example", []string{"both@mixed.example", "sam@smime.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QP4", "s@local.example", []string{"both@mixed.example", "sam@smime.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +178,7 @@ func TestOpenPGP(t *testing.T) {
 	t.Run("S/MIME user and OpenPGP user: one copy each", func(t *testing.T) {
 		rec := &recorder{}
 		addr := start(t, Options{Resolver: fake, OpenPGP: true, Reinjector: rec})
-		res, err := Simulate("tcp", addr, "QP5", "s@local.example", []string{"sam@smime.example", "pia@pgp.example", "carol@nokey.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QP5", "s@local.example", []string{"sam@smime.example", "pia@pgp.example", "carol@nokey.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,8 +201,8 @@ func TestOpenPGP(t *testing.T) {
 				}
 			case "carol@nokey.example":
 				sawPlain = true
-				_, b, _ := splitMessage(c.msg)
-				_, ob, _ := splitMessage(plain)
+				_, b, _ := miltertest.SplitMessage(c.msg)
+				_, ob, _ := miltertest.SplitMessage(plain)
 				if !bytes.Equal(b, ob) {
 					t.Error("the plaintext copy differs")
 				}
@@ -219,7 +221,7 @@ func TestOpenPGP(t *testing.T) {
 	t.Run("different formats without splitting", func(t *testing.T) {
 		tbl := policy.NewTable(policy.LevelDane)
 		addr := start(t, Options{Resolver: fake, OpenPGP: true, Levels: tbl})
-		res, err := Simulate("tcp", addr, "QP6", "s@local.example", []string{"sam@smime.example", "pia@pgp.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QP6", "s@local.example", []string{"sam@smime.example", "pia@pgp.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +230,7 @@ func TestOpenPGP(t *testing.T) {
 		}
 		must(t, tbl.Set("pgp.example", policy.LevelEncrypt))
 		addr = start(t, Options{Resolver: fake, OpenPGP: true, Levels: tbl})
-		res, err = Simulate("tcp", addr, "QP7", "s@local.example", []string{"sam@smime.example", "pia@pgp.example"}, plain)
+		res, err = miltertest.Simulate("tcp", addr, "QP7", "s@local.example", []string{"sam@smime.example", "pia@pgp.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +241,7 @@ func TestOpenPGP(t *testing.T) {
 
 	t.Run("a forged OPENPGPKEY answer is not hidden by a clean SMIMEA denial", func(t *testing.T) {
 		addr := start(t, Options{Resolver: fake, OpenPGP: true, RcptWait: time.Second})
-		res, err := Simulate("tcp", addr, "QP8", "s@local.example", []string{"forged@pgpbogus.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QP8", "s@local.example", []string{"forged@pgpbogus.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +252,7 @@ func TestOpenPGP(t *testing.T) {
 
 	t.Run("header protection", func(t *testing.T) {
 		addr := start(t, Options{Resolver: fake, OpenPGP: true, ProtectHeaders: true})
-		res, err := Simulate("tcp", addr, "QP9", "s@local.example", []string{"pia@pgp.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QP9", "s@local.example", []string{"pia@pgp.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}

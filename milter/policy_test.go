@@ -20,6 +20,8 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/policy"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // routeResolver sends each domain's lookups to its own Resolver, so that one
@@ -156,7 +158,7 @@ func TestPolicyCells(t *testing.T) {
 			for outcome, w := range row {
 				t.Run(stage+"/"+level.String()+"/"+outcome, func(t *testing.T) {
 					t.Parallel()
-					r, err := Simulate("tcp", addr, "QC", "s@local.example", []string{rcpts[outcome]}, plain)
+					r, err := miltertest.Simulate("tcp", addr, "QC", "s@local.example", []string{rcpts[outcome]}, plain)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -249,7 +251,7 @@ func TestMixedRecipients(t *testing.T) {
 	t.Run("keyed and unkeyed split", func(t *testing.T) {
 		rec := &recorder{}
 		addr := start(t, Options{Resolver: fake, Levels: tbl, IsLocal: local, Reinjector: rec})
-		res, err := Simulate("tcp", addr, "QM1", "s@local.example", []string{"alice@partner.example", "carol@partner.example", "me@local.example", "bob@mandatory.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QM1", "s@local.example", []string{"alice@partner.example", "carol@partner.example", "me@local.example", "bob@mandatory.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,8 +269,8 @@ func TestMixedRecipients(t *testing.T) {
 			t.Errorf("removed recipients %q", del)
 		}
 		// The plaintext copy is the original message plus a trace header.
-		_, gotBody, _ := splitMessage(got.msg)
-		_, origBody, _ := splitMessage(plain)
+		_, gotBody, _ := miltertest.SplitMessage(got.msg)
+		_, origBody, _ := miltertest.SplitMessage(plain)
 		if !bytes.Equal(gotBody, origBody) || !bytes.Contains(got.msg, []byte("Subject:")) || len(header(got.msg, TraceHeader)) != 1 {
 			t.Errorf("re-injected copy differs from the original:\n%s", got.msg)
 		}
@@ -286,7 +288,7 @@ func TestMixedRecipients(t *testing.T) {
 	t.Run("re-injection fails: whole message deferred, nothing changed", func(t *testing.T) {
 		rec := &recorder{fail: errors.New("connection refused")}
 		addr := start(t, Options{Resolver: fake, Levels: tbl, IsLocal: local, Reinjector: rec})
-		res, err := Simulate("tcp", addr, "QM2", "s@local.example", []string{"bob@mandatory.example", "carol@partner.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QM2", "s@local.example", []string{"bob@mandatory.example", "carol@partner.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +302,7 @@ func TestMixedRecipients(t *testing.T) {
 
 	t.Run("no splitting: mandatory and unkeyed deferred", func(t *testing.T) {
 		addr := start(t, Options{Resolver: fake, Levels: tbl, IsLocal: local})
-		res, err := Simulate("tcp", addr, "QM3", "s@local.example", []string{"bob@mandatory.example", "carol@partner.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QM3", "s@local.example", []string{"bob@mandatory.example", "carol@partner.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,7 +314,7 @@ func TestMixedRecipients(t *testing.T) {
 	t.Run("mandatory without key refused alone at RCPT", func(t *testing.T) {
 		rec := &recorder{}
 		addr := start(t, Options{Resolver: fake, Levels: tbl, Reinjector: rec, RcptWait: time.Second})
-		res, err := Simulate("tcp", addr, "QM4", "s@local.example", []string{"dave@mandatory.example", "alice@partner.example"}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QM4", "s@local.example", []string{"dave@mandatory.example", "alice@partner.example"}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +357,7 @@ func TestExemptions(t *testing.T) {
 		{"", "x@mandatory.example", "550 5.7.5", false}, // encrypt is never weakened
 	}
 	for _, tt := range tests {
-		res, err := Simulate("tcp", addr, "QE", tt.from, []string{tt.rcpt}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QE", tt.from, []string{tt.rcpt}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -383,15 +385,15 @@ func TestPerEntryDryRun(t *testing.T) {
 	addr := start(t, Options{Resolver: fake, Levels: tbl})
 	plain := readEML(t, "plain.eml")
 	for rcpt, would := range map[string]string{"alice@trial.example": "would encrypt", "nokey@trial.example": "would reject"} {
-		res, err := Simulate("tcp", addr, "QD", "s@local.example", []string{rcpt}, plain)
+		res, err := miltertest.Simulate("tcp", addr, "QD", "s@local.example", []string{rcpt}, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Rcpts[0] != nil || res.Final.Type != gomilter.ActionAccept {
 			t.Fatalf("%s: refused in dry run: %+v %+v", rcpt, res.Rcpts, res.Final)
 		}
-		_, body, _ := splitMessage(res.Message)
-		_, orig, _ := splitMessage(plain)
+		_, body, _ := miltertest.SplitMessage(res.Message)
+		_, orig, _ := miltertest.SplitMessage(plain)
 		if !bytes.Equal(body, orig) {
 			t.Errorf("%s: dry run changed the body", rcpt)
 		}
@@ -534,28 +536,28 @@ func TestEncryptedLabel(t *testing.T) {
 	addr := start(t, Options{Resolver: fake, Levels: tbl})
 
 	// A real S/MIME message made by the milter itself.
-	res, err := Simulate("tcp", addr, "QL1", "s@local.example", []string{"alice@partner.example"}, readEML(t, "plain.eml"))
+	res, err := miltertest.Simulate("tcp", addr, "QL1", "s@local.example", []string{"alice@partner.example"}, readEML(t, "plain.eml"))
 	if err != nil || res.Final.Type != gomilter.ActionAccept {
 		t.Fatalf("%v %+v", err, res.Final)
 	}
 	real := res.Message
-	res, err = Simulate("tcp", addr, "QL2", "s@local.example", []string{"alice@partner.example"}, real)
+	res, err = miltertest.Simulate("tcp", addr, "QL2", "s@local.example", []string{"alice@partner.example"}, real)
 	if err != nil || res.Final.Type != gomilter.ActionAccept || !bytes.Equal(res.Message, real) {
 		t.Fatalf("really encrypted message changed or refused: %v %+v", err, res.Final)
 	}
 	// A PGP/MIME body of the right shape whose armor holds no OpenPGP
 	// message is not proof of anything: it is encrypted for alice (issue 9).
 	pgpFake := readEML(t, "already-encrypted.eml")
-	res, err = Simulate("tcp", addr, "QL3", "s@local.example", []string{"alice@partner.example"}, pgpFake)
+	res, err = miltertest.Simulate("tcp", addr, "QL3", "s@local.example", []string{"alice@partner.example"}, pgpFake)
 	if err != nil || res.Final.Type != gomilter.ActionAccept || !isSMIME(res.Message) {
 		t.Fatalf("fake PGP/MIME message not encrypted: %v %+v", err, res.Final)
 	}
-	if _, fakeBody, _ := splitMessage(pgpFake); !bytes.Contains(alice.decrypt(t, res.Message), fakeBody) {
+	if _, fakeBody, _ := miltertest.SplitMessage(pgpFake); !bytes.Contains(alice.decrypt(t, res.Message), fakeBody) {
 		t.Fatal("alice cannot read the fake PGP/MIME message")
 	}
 
 	// An S/MIME body: the first line of a real CMS message, then plaintext.
-	_, realBody, _ := splitMessage(real)
+	_, realBody, _ := miltertest.SplitMessage(real)
 	firstLine, _, _ := bytes.Cut(realBody, []byte("\r\n"))
 	smimeHead := "From: s@local.example\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n" +
 		"Content-Transfer-Encoding: base64\r\n\r\n" + string(firstLine) + "\r\n"
@@ -581,13 +583,13 @@ func TestEncryptedLabel(t *testing.T) {
 			"--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n" +
 			"--b\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA1234\r\n-----END PGP MESSAGE-----\r\nThe merger closes Friday.\r\n--b--\r\n",
 	} {
-		res, err := Simulate("tcp", addr, "QL4", "s@local.example", []string{"alice@partner.example"}, []byte(msg))
+		res, err := miltertest.Simulate("tcp", addr, "QL4", "s@local.example", []string{"alice@partner.example"}, []byte(msg))
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The body must have been encrypted (not passed as it came), and
 		// alice must read what was sent.
-		_, sentBody, _ := splitMessage([]byte(msg))
+		_, sentBody, _ := miltertest.SplitMessage([]byte(msg))
 		if res.Final.Type != gomilter.ActionAccept || bytes.Contains(res.Message, sentBody) || !isSMIME(res.Message) {
 			t.Errorf("%s: plaintext passed under a false label: %+v", name, res.Final)
 			continue
@@ -614,7 +616,7 @@ func TestHeaderBytesCount(t *testing.T) {
 		fmt.Fprintf(&b, "X-Filler-%d: %s\r\n", i, strings.Repeat("x", 60))
 	}
 	msg := []byte("From: s@local.example\r\nSubject: big header\r\n" + b.String() + "\r\nshort body\r\n")
-	res, err := Simulate("tcp", addr, "QH", "s@local.example", []string{"alice@partner.example"}, msg)
+	res, err := miltertest.Simulate("tcp", addr, "QH", "s@local.example", []string{"alice@partner.example"}, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -671,7 +673,7 @@ func TestPerEntryDryRunSplit(t *testing.T) {
 	rec := &recorder{}
 	addr := start(t, Options{Resolver: fake, Levels: tbl, Reinjector: rec})
 	plain := readEML(t, "plain.eml")
-	res, err := Simulate("tcp", addr, "QDS", "s@local.example", []string{"alice@partner.example", "nokey@trial.example"}, plain)
+	res, err := miltertest.Simulate("tcp", addr, "QDS", "s@local.example", []string{"alice@partner.example", "nokey@trial.example"}, plain)
 	if err != nil {
 		t.Fatal(err)
 	}

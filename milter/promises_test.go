@@ -18,6 +18,8 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/policy"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // The README's promises about the milter that no other test pinned down
@@ -74,7 +76,7 @@ func TestPromisedLogLine(t *testing.T) {
 		EDE: []dane.EDE{{Code: 6, Text: "DNSSEC Bogus"}}, Err: dane.ErrBogus})
 	var logs logBuf
 	addr := start(t, Options{Resolver: fake, Logger: jsonLogger(&logs), Reinjector: &recorder{}, RcptWait: time.Second})
-	res, err := Simulate("tcp", addr, "QL1", "sender@local.example",
+	res, err := miltertest.Simulate("tcp", addr, "QL1", "sender@local.example",
 		[]string{"alice@partner.example", "b@bogus.example", "bob@partner.example"}, readEML(t, "plain.eml"))
 	if err != nil {
 		t.Fatal(err)
@@ -126,12 +128,12 @@ func TestPromisedNothingSecretLogged(t *testing.T) {
 	const secret = "Xyzzy-body-marker-8d1f"
 	msg := []byte("From: s@local.example\r\nTo: alice@partner.example\r\nSubject: hello\r\n\r\n" + secret + "\r\n")
 	addr := start(t, Options{Resolver: fake, Logger: jsonLogger(&logs)})
-	if res, err := Simulate("tcp", addr, "QS1", "s@local.example", []string{"alice@partner.example"}, msg); err != nil || res.Final.Type != gomilter.ActionAccept {
+	if res, err := miltertest.Simulate("tcp", addr, "QS1", "s@local.example", []string{"alice@partner.example"}, msg); err != nil || res.Final.Type != gomilter.ActionAccept {
 		t.Fatalf("%+v %v", res, err)
 	}
 	// A spool directory that does not exist: the body cannot be kept.
 	addr = start(t, Options{Resolver: fake, Logger: jsonLogger(&logs), MemoryThreshold: 1, MemoryBudget: 1, SpoolDir: "/nonexistent-danemilter-spool"})
-	res, err := Simulate("tcp", addr, "QS2", "s@local.example", []string{"alice@partner.example"}, msg)
+	res, err := miltertest.Simulate("tcp", addr, "QS2", "s@local.example", []string{"alice@partner.example"}, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,7 @@ func TestPromisedInternalFailures(t *testing.T) {
 		{"lookup past the message timeout, level may", Options{Resolver: slowResolver{}, Levels: policy.NewTable(policy.LevelMay), MessageTimeout: 200 * time.Millisecond}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := Simulate("tcp", start(t, tt.opts), "QF", "s@local.example", []string{"alice@partner.example"}, plain)
+			res, err := miltertest.Simulate("tcp", start(t, tt.opts), "QF", "s@local.example", []string{"alice@partner.example"}, plain)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -282,7 +284,7 @@ func TestPromisedSplitCopy(t *testing.T) {
 	newUser(t, "alice@partner.example").publish(t, fake)
 	rcpts := []string{"alice@partner.example", "carol@partner.example"}
 	rec := &recorder{}
-	res, err := Simulate("tcp", start(t, Options{Resolver: fake, Reinjector: rec}), "QP1", "s@local.example", rcpts, readEML(t, "plain.eml"))
+	res, err := miltertest.Simulate("tcp", start(t, Options{Resolver: fake, Reinjector: rec}), "QP1", "s@local.example", rcpts, readEML(t, "plain.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +295,7 @@ func TestPromisedSplitCopy(t *testing.T) {
 		t.Errorf("re-injected copy's trace header %q", tr)
 	}
 	rec = &recorder{fail: errors.New("listener down")}
-	res, err = Simulate("tcp", start(t, Options{Resolver: fake, Reinjector: rec}), "QP2", "s@local.example", rcpts, readEML(t, "plain.eml"))
+	res, err = miltertest.Simulate("tcp", start(t, Options{Resolver: fake, Reinjector: rec}), "QP2", "s@local.example", rcpts, readEML(t, "plain.eml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +312,7 @@ func TestPromisedSplittingOff(t *testing.T) {
 	newUser(t, "alice@partner.example").publish(t, fake)
 	var logs logBuf
 	plain := readEML(t, "plain.eml")
-	res, err := Simulate("tcp", start(t, Options{Resolver: fake, Logger: jsonLogger(&logs)}), "QO1", "s@local.example",
+	res, err := miltertest.Simulate("tcp", start(t, Options{Resolver: fake, Logger: jsonLogger(&logs)}), "QO1", "s@local.example",
 		[]string{"alice@partner.example", "carol@partner.example"}, plain)
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +338,7 @@ func TestPromisedPerEntryDryRunLogged(t *testing.T) {
 	tbl := policy.NewTable(policy.LevelDane)
 	must(t, tbl.SetEntry("trial.example", policy.Entry{Level: policy.LevelEncrypt, DryRun: true}))
 	var logs logBuf
-	res, err := Simulate("tcp", start(t, Options{Resolver: fake, Levels: tbl, Logger: jsonLogger(&logs)}), "QD1", "s@local.example",
+	res, err := miltertest.Simulate("tcp", start(t, Options{Resolver: fake, Levels: tbl, Logger: jsonLogger(&logs)}), "QD1", "s@local.example",
 		[]string{"x@trial.example"}, readEML(t, "plain.eml"))
 	if err != nil {
 		t.Fatal(err)

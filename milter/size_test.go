@@ -16,6 +16,8 @@ import (
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/smime"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // countWriter counts what is written to it.
@@ -115,7 +117,7 @@ func TestTooBigOnceEncrypted(t *testing.T) {
 			rec := &recorder{}
 			addr := start(t, Options{Resolver: fake, Levels: policy.NewTable(policy.LevelDane), Reinjector: rec,
 				MemoryThreshold: 1 << 20, SpoolDir: t.TempDir(), MaxEncryptedSize: tc.limit})
-			res, err := Simulate("tcp", addr, "QB1", "s@local.example", rcpts, msg)
+			res, err := miltertest.Simulate("tcp", addr, "QB1", "s@local.example", rcpts, msg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/policy"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // TestLocalSubmissionSplit: for Postfix's local submissions ({client_port}
@@ -35,7 +37,7 @@ func TestLocalSubmissionSplit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
 			addr := start(t, Options{Resolver: fake, Levels: policy.NewTable(policy.LevelDane), Reinjector: rec})
-			res, err := simulate("tcp", addr, "QL1", "s@local.example", rcpts, plain, map[string]string{gomilter.MacroClientPort: tc.clientPort})
+			res, err := miltertest.SimulateMacros("tcp", addr, "QL1", "s@local.example", rcpts, plain, map[string]string{gomilter.MacroClientPort: tc.clientPort})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -42,6 +42,8 @@ import (
 
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/milter"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 func main() {
@@ -213,7 +215,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool,
 // the message was accepted with its body replaced by S/MIME, or in dry run
 // with the body unchanged and the trace header added.
 func send(addr, queueID string, rcpts []string, msg []byte, dryRun bool) error {
-	client := gomilter.NewClient("tcp", addr, gomilter.WithDialer(milter.StrictDialer{}), gomilter.WithReadTimeout(5*time.Minute), gomilter.WithWriteTimeout(5*time.Minute))
+	client := gomilter.NewClient("tcp", addr, gomilter.WithDialer(miltertest.StrictDialer{}), gomilter.WithReadTimeout(5*time.Minute), gomilter.WithWriteTimeout(5*time.Minute))
 	macros := gomilter.NewMacroBag()
 	macros.Set(gomilter.MacroQueueId, queueID)
 	s, err := client.Session(macros)

@@ -31,6 +31,8 @@ import (
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/policy"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 const demoMessage = "From: Sender <sender@local.example>\r\n" +
@@ -122,7 +124,7 @@ func demo(w, stderr io.Writer) error {
 	fmt.Fprintf(w, "== danemilter demo: milter on %s, fake DNSSEC resolver with a 3 0 0 SMIMEA record for alice@partner.example\n", ln.Addr())
 	fmt.Fprintf(w, "   and an OPENPGPKEY record for pia@pgp.example; bob@partner.example has neither (secure denial)\n")
 	fmt.Fprintf(w, "\n== 1. message to alice@partner.example (secure SMIMEA record) — delivered as:\n")
-	res, err := milter.Simulate("tcp", ln.Addr().String(), "DEMO1", "sender@local.example", []string{"alice@partner.example"}, []byte(demoMessage))
+	res, err := miltertest.Simulate("tcp", ln.Addr().String(), "DEMO1", "sender@local.example", []string{"alice@partner.example"}, []byte(demoMessage))
 	if err != nil {
 		return err
 	}
@@ -156,7 +158,7 @@ func demo(w, stderr io.Writer) error {
 
 	fmt.Fprintf(w, "\n== 2. message to bob@partner.example (DNSSEC proves no record; policy dane) — delivered unchanged:\n")
 	msg2 := bytes.Replace([]byte(demoMessage), []byte("Alice <alice@"), []byte("Bob <bob@"), 1)
-	res, err = milter.Simulate("tcp", ln.Addr().String(), "DEMO2", "sender@local.example", []string{"bob@partner.example"}, msg2)
+	res, err = miltertest.Simulate("tcp", ln.Addr().String(), "DEMO2", "sender@local.example", []string{"bob@partner.example"}, msg2)
 	if err != nil {
 		return err
 	}
@@ -167,7 +169,7 @@ func demo(w, stderr io.Writer) error {
 
 	fmt.Fprintf(w, "\n== 3. message to pia@pgp.example (secure OPENPGPKEY record) — delivered as PGP/MIME (RFC 3156):\n")
 	msg3 := bytes.Replace([]byte(demoMessage), []byte("Alice <alice@partner.example>"), []byte("Pia <pia@pgp.example>"), 1)
-	res, err = milter.Simulate("tcp", ln.Addr().String(), "DEMO3", "sender@local.example", []string{"pia@pgp.example"}, msg3)
+	res, err = miltertest.Simulate("tcp", ln.Addr().String(), "DEMO3", "sender@local.example", []string{"pia@pgp.example"}, msg3)
 	if err != nil {
 		return err
 	}
@@ -179,7 +181,7 @@ func demo(w, stderr io.Writer) error {
 	fmt.Fprintf(w, "\n== pia decrypts it (OpenPGP) and reads:\n%s", bytes.ReplaceAll(plain, []byte("\r\n"), []byte("\n")))
 
 	fmt.Fprintf(w, "\n== 4. one message to alice, pia and bob — split: one copy each, never one in clear for a keyed recipient:\n")
-	res, err = milter.Simulate("tcp", ln.Addr().String(), "DEMO4", "sender@local.example", []string{"alice@partner.example", "pia@pgp.example", "bob@partner.example"}, []byte(demoMessage))
+	res, err = miltertest.Simulate("tcp", ln.Addr().String(), "DEMO4", "sender@local.example", []string{"alice@partner.example", "pia@pgp.example", "bob@partner.example"}, []byte(demoMessage))
 	if err != nil {
 		return err
 	}
@@ -211,7 +213,7 @@ func (d *demoMTA) Reinject(_ context.Context, _ string, rcpts []string, msg io.R
 	return nil
 }
 
-func removed(res *milter.SimResult) []string {
+func removed(res *miltertest.Result) []string {
 	var out []string
 	for _, m := range res.Modifications {
 		if m.Type == gomilter.ActionDelRcpt {

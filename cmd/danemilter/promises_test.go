@@ -20,8 +20,9 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/danemilter/danemilter/config"
-	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/openpgp"
+
+	"github.com/danemilter/danemilter/milter/miltertest"
 )
 
 // The README's promises about the command that no other test pinned down.
@@ -156,7 +157,7 @@ func TestPromisedSIGHUP(t *testing.T) {
 	msg := []byte("From: s@local.example\r\nTo: a@x.example\r\nSubject: x\r\n\r\nhello\r\n")
 	reply := func() string {
 		t.Helper()
-		res, err := milter.Simulate("unix", sock, "QH", "s@local.example", []string{"a@x.example"}, msg)
+		res, err := miltertest.Simulate("unix", sock, "QH", "s@local.example", []string{"a@x.example"}, msg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package milter
+package miltertest
 
 import (
 	"bytes"

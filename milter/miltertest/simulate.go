@@ -1,4 +1,11 @@
-package milter
+// Package miltertest plays an MTA against a milter, for tests, the demo
+// and the load harness: [Simulate] sends one message through a milter the
+// way Postfix does and applies the changes it asks for, and [StrictDialer]
+// checks every reply against what Postfix's and Sendmail's milter clients
+// accept (the rules in package milter's doc). Nothing here is needed to run
+// the daemon, and this package does not import package milter, so that the
+// milter package's own tests can use it.
+package miltertest
 
 import (
 	"bytes"
@@ -9,8 +16,8 @@ import (
 	"github.com/d--j/go-milter"
 )
 
-// SimResult is what an MTA would do with a message after the milter ran.
-type SimResult struct {
+// Result is what an MTA would do with a message after the milter ran.
+type Result struct {
 	// Rcpts holds the reply to each RCPT TO (nil when accepted).
 	Rcpts []*milter.Action
 	// Final is the reply at end of message.
@@ -27,13 +34,14 @@ type SimResult struct {
 // milter asks for the way Postfix does, and returns the outcome. The demo and
 // the tests use it; it is not needed to run the daemon. It talks through a
 // [StrictDialer], so a reply Postfix would refuse is an error here too.
-func Simulate(network, address, queueID, from string, rcpts []string, msg []byte) (*SimResult, error) {
-	return simulate(network, address, queueID, from, rcpts, msg, nil)
+func Simulate(network, address, queueID, from string, rcpts []string, msg []byte) (*Result, error) {
+	return SimulateMacros(network, address, queueID, from, rcpts, msg, nil)
 }
 
-// simulate is Simulate with more macros for the milter, e.g. {client_port}.
-func simulate(network, address, queueID, from string, rcpts []string, msg []byte, extra map[string]string) (*SimResult, error) {
-	hdrs, body, err := splitMessage(msg)
+// SimulateMacros is [Simulate] with more macros for the milter, e.g.
+// {client_port}.
+func SimulateMacros(network, address, queueID, from string, rcpts []string, msg []byte, extra map[string]string) (*Result, error) {
+	hdrs, body, err := SplitMessage(msg)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +57,7 @@ func simulate(network, address, queueID, from string, rcpts []string, msg []byte
 		return nil, err
 	}
 	defer s.Close()
-	res := &SimResult{}
+	res := &Result{}
 	check := func(act *milter.Action, err error) (bool, error) {
 		if err != nil {
 			return false, err
@@ -90,11 +98,11 @@ func simulate(network, address, queueID, from string, rcpts []string, msg []byte
 	}
 	lead := s.ProtocolOption(milter.OptHeaderLeadingSpace)
 	for _, h := range hdrs {
-		v := h.value
+		v := h.Value
 		if !lead {
 			v = strings.TrimPrefix(v, " ")
 		}
-		if ok, err := check(s.HeaderField(h.name, strings.ReplaceAll(v, "\r\n", "\n"), nil)); !ok {
+		if ok, err := check(s.HeaderField(h.Name, strings.ReplaceAll(v, "\r\n", "\n"), nil)); !ok {
 			return res, err
 		}
 	}
@@ -110,9 +118,12 @@ func simulate(network, address, queueID, from string, rcpts []string, msg []byte
 	return res, nil
 }
 
-// splitMessage splits raw message bytes into header fields (values kept as
-// written, folding included, without the final CRLF) and body.
-func splitMessage(msg []byte) ([]field, []byte, error) {
+// Field is one header field: the name, and the value as written after the
+// colon (folding included, without the final CRLF).
+type Field struct{ Name, Value string }
+
+// SplitMessage splits raw message bytes into header fields and body.
+func SplitMessage(msg []byte) ([]Field, []byte, error) {
 	i := bytes.Index(msg, []byte("\r\n\r\n"))
 	var head, body []byte
 	if i < 0 {
@@ -123,47 +134,47 @@ func splitMessage(msg []byte) ([]field, []byte, error) {
 	} else {
 		head, body = msg[:i+2], msg[i+4:]
 	}
-	var fields []field
+	var fields []Field
 	for _, line := range strings.SplitAfter(string(head), "\r\n") {
 		if line == "" {
 			continue
 		}
 		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
-			fields[len(fields)-1].value += line
+			fields[len(fields)-1].Value += line
 			continue
 		}
 		name, value, ok := strings.Cut(line, ":")
 		if !ok {
 			return nil, nil, fmt.Errorf("malformed header line %q", strings.TrimSpace(line))
 		}
-		fields = append(fields, field{name, value})
+		fields = append(fields, Field{name, value})
 	}
 	for i := range fields {
-		fields[i].value = strings.TrimSuffix(fields[i].value, "\r\n")
+		fields[i].Value = strings.TrimSuffix(fields[i].Value, "\r\n")
 	}
 	return fields, body, nil
 }
 
 // apply performs header and body modifications as Postfix does: deletions
 // remove the field (shifting later indices), additions append.
-func apply(hdrs []field, body []byte, mods []milter.ModifyAction, lead bool) []byte {
-	hs := append([]field(nil), hdrs...)
+func apply(hdrs []Field, body []byte, mods []milter.ModifyAction, lead bool) []byte {
+	hs := append([]Field(nil), hdrs...)
 	var newBody []byte
 	replaced := false
 	for _, m := range mods {
 		switch m.Type {
 		case milter.ActionAddHeader:
-			hs = append(hs, field{m.HeaderName, addLead(m.HeaderValue, lead)})
+			hs = append(hs, Field{m.HeaderName, addLead(m.HeaderValue, lead)})
 		case milter.ActionChangeHeader:
 			n := 0
 			for i := range hs {
-				if strings.EqualFold(hs[i].name, m.HeaderName) {
+				if strings.EqualFold(hs[i].Name, m.HeaderName) {
 					n++
 					if n == int(m.HeaderIndex) {
 						if m.HeaderValue == "" {
 							hs = append(hs[:i], hs[i+1:]...)
 						} else {
-							hs[i].value = addLead(m.HeaderValue, lead)
+							hs[i].Value = addLead(m.HeaderValue, lead)
 						}
 						break
 					}
@@ -179,7 +190,7 @@ func apply(hdrs []field, body []byte, mods []milter.ModifyAction, lead bool) []b
 	}
 	var b bytes.Buffer
 	for _, h := range hs {
-		b.WriteString(h.name + ":" + strings.ReplaceAll(strings.ReplaceAll(h.value, "\r\n", "\n"), "\n", "\r\n") + "\r\n")
+		b.WriteString(h.Name + ":" + strings.ReplaceAll(strings.ReplaceAll(h.Value, "\r\n", "\n"), "\n", "\r\n") + "\r\n")
 	}
 	b.WriteString("\r\n")
 	b.Write(body)

@@ -1,4 +1,4 @@
-package milter
+package miltertest
 
 import (
 	"encoding/binary"
@@ -94,6 +94,11 @@ var noReplyFlag = map[byte]uint32{
 	'B': 1 << 19, // SMFIP_NR_BODY
 	'L': 1 << 7,  // SMFIP_NR_HDR
 }
+
+// NoReplyFlag returns the SMFIP_NR_* protocol option for the MTA command
+// cmd ('M' MAIL FROM, 'L' header, 'N' end of headers, 'B' body chunk, ...),
+// or 0 for a command that has none.
+func NoReplyFlag(cmd byte) uint32 { return noReplyFlag[cmd] }
 
 // strictConn checks every reply packet the milter sends against the command
 // it answers. Reads and writes come from the client's one goroutine, but the
