@@ -7,7 +7,12 @@ import (
 	"io"
 	"net"
 	"net/smtp"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/danemilter/danemilter/mimeentity"
+	"github.com/danemilter/danemilter/openpgp"
 )
 
 // Reinjector delivers a copy of a message to some of its recipients outside
@@ -104,4 +109,89 @@ func (s *SMTPReinjector) Reinject(ctx context.Context, from string, rcpts []stri
 	// The message is accepted; a failing QUIT does not change that.
 	_ = c.Quit()
 	return nil
+}
+
+// reinjectGroup sends one copy through the Reinjector: the message as
+// received (plaintext group) or encrypted for the group.
+func (h *handler) reinjectGroup(g group, leadSpace bool, note string) error {
+	// Its own deadline: h.ctx started at MAIL FROM and has been eaten by
+	// the client's upload; the copy deserves the full timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.MessageTimeout)
+	defer cancel()
+	if g.plain {
+		body, err := h.body.Reader()
+		if err != nil {
+			return err
+		}
+		var hdr strings.Builder
+		for _, f := range h.headers {
+			if !strings.EqualFold(f.name, TraceHeader) {
+				mimeentity.WriteField(&hdr, f.name, asSent(leadSpace, f.value))
+			}
+		}
+		if h.dryRunNote != "" {
+			hdr.WriteString(TraceHeader + ": " + h.dryRunNote + "\r\n")
+		}
+		hdr.WriteString(TraceHeader + ": plaintext copy; split from an encrypted message\r\n\r\n")
+		return h.opts.Reinjector.Reinject(ctx, h.from, g.addrs(), io.MultiReader(strings.NewReader(hdr.String()), body))
+	}
+	enc, err := h.encoder(g, leadSpace)
+	if err != nil {
+		return err
+	}
+	entity, size, err := h.entity(leadSpace)
+	if err != nil {
+		return err
+	}
+	var hdr strings.Builder
+	hasMIMEVersion := false
+	for _, f := range h.headers {
+		switch {
+		case mimeentity.IsEntityField(f.name), strings.EqualFold(f.name, TraceHeader):
+			continue
+		case strings.EqualFold(f.name, "MIME-Version"):
+			hasMIMEVersion = true
+		case enc.protect && strings.EqualFold(f.name, "Subject"):
+			mimeentity.WriteField(&hdr, f.name, " "+openpgp.ObscuredSubject)
+			continue
+		}
+		mimeentity.WriteField(&hdr, f.name, asSent(leadSpace, f.value))
+	}
+	if !hasMIMEVersion {
+		hdr.WriteString("MIME-Version: 1.0\r\n")
+	}
+	for _, f := range enc.fields {
+		mimeentity.WriteField(&hdr, f.Name, " "+f.Value)
+	}
+	mimeentity.WriteField(&hdr, TraceHeader, " "+enc.trace(note))
+	hdr.WriteString("\r\n")
+
+	pr, wait := encryptPipe(enc, hdr.String(), entity, size)
+	err = h.opts.Reinjector.Reinject(ctx, h.from, g.addrs(), pr)
+	pr.CloseWithError(errors.New("re-injection ended"))
+	wait()
+	return err
+}
+
+// encryptPipe runs the encryption in its own goroutine and returns the
+// reader of prefix followed by the encrypted body, and a function that waits
+// for the goroutine. A panic in the encryption becomes a read error.
+func encryptPipe(enc *encoder, prefix string, entity io.Reader, size int64) (*io.PipeReader, func()) {
+	pr, pw := io.Pipe()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				pw.CloseWithError(fmt.Errorf("panic in encryption: %v", p))
+			}
+		}()
+		if _, err := io.WriteString(pw, prefix); err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		pw.CloseWithError(enc.write(pw, entity, size))
+	}()
+	return pr, wg.Wait
 }

@@ -1,0 +1,256 @@
+package milter
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/d--j/go-milter"
+
+	"github.com/danemilter/danemilter/address"
+	"github.com/danemilter/danemilter/mimeentity"
+	"github.com/danemilter/danemilter/openpgp"
+	"github.com/danemilter/danemilter/smime"
+
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
+)
+
+// Format is an encryption format.
+type Format int
+
+// The formats.
+const (
+	FormatSMIME   Format = iota // S/MIME, RFC 8551
+	FormatOpenPGP               // PGP/MIME, RFC 3156
+)
+
+func (f Format) String() string {
+	if f == FormatOpenPGP {
+		return "pgp-mime"
+	}
+	return "smime"
+}
+
+// encoder is how one encrypted copy is made.
+type encoder struct {
+	format  Format
+	cipher  string // for logs and the trace header
+	keys    int
+	fields  []mimeentity.Field
+	protect bool // replace the outer Subject (header protection)
+	// write writes the encrypted body for the entity read from r (size
+	// bytes).
+	write func(w io.Writer, r io.Reader, size int64) error
+}
+
+func (e *encoder) trace(note string) string {
+	if e.format == FormatOpenPGP {
+		return fmt.Sprintf("encrypted; format=pgp-mime; keys=%d%s", e.keys, note)
+	}
+	return fmt.Sprintf("encrypted; format=smime; cipher=%s; keys=%d%s", e.cipher, e.keys, note)
+}
+
+// encoder prepares the encryption of one group's copy.
+func (h *handler) encoder(g group, leadSpace bool) (*encoder, error) {
+	if g.plain {
+		return nil, errors.New("milter: internal error: encoder for a plaintext group")
+	}
+	if g.format == FormatOpenPGP {
+		var keys []*pgp.Entity
+		seen := map[string]bool{}
+		for _, r := range g.rcpts {
+			for _, k := range r.pgpUsable {
+				if !seen[k.Fingerprint] {
+					seen[k.Fingerprint] = true
+					keys = append(keys, k.Entity)
+				}
+			}
+		}
+		if len(keys) == 0 {
+			return nil, errors.New("no OpenPGP keys")
+		}
+		boundary, err := openpgp.NewBoundary(nil)
+		if err != nil {
+			return nil, err
+		}
+		opts := openpgp.Options{Boundary: boundary, Now: h.opts.Now()}
+		if h.opts.ProtectHeaders {
+			for _, f := range h.headers {
+				opts.Protect = append(opts.Protect, openpgp.Field{Name: f.name, Value: strings.TrimPrefix(mimeentity.CRLF(f.value), " ")})
+			}
+		}
+		return &encoder{format: FormatOpenPGP, cipher: "openpgp", keys: len(keys), fields: openpgp.OuterFields(boundary), protect: h.opts.ProtectHeaders,
+			write: func(w io.Writer, r io.Reader, _ int64) error {
+				_, err := openpgp.EncryptMIME(w, r, keys, opts)
+				return err
+			}}, nil
+	}
+	certs := h.certificates(g.addrs())
+	if len(certs) == 0 {
+		return nil, errors.New("no certificates")
+	}
+	opts := h.opts.SMIME
+	opts.Cipher = h.cipherFor(g)
+	return &encoder{format: FormatSMIME, cipher: opts.Cipher.String(), keys: len(certs), fields: smime.OuterFieldsFor(opts.Cipher),
+		write: func(w io.Writer, r io.Reader, size int64) error {
+			return smime.EncryptBase64(w, r, size, certs, opts)
+		}}, nil
+}
+
+// cipherFor picks the content cipher of an S/MIME copy: the configured one,
+// unless a recipient's domain has an override; every recipient must be able
+// to read the copy, so an override to CBC (for readers without GCM) wins
+// over GCM.
+func (h *handler) cipherFor(g group) smime.Cipher {
+	c := h.opts.SMIME.Cipher
+	if h.opts.CipherFor == nil {
+		return c
+	}
+	chosen, set := c, false
+	for _, r := range g.rcpts {
+		oc, ok := h.opts.CipherFor(address.Domain(r.addr))
+		if !ok {
+			oc = c
+		}
+		if !set || (isGCM(chosen) && !isGCM(oc)) {
+			chosen, set = oc, true
+		}
+	}
+	return chosen
+}
+
+func isGCM(c smime.Cipher) bool { return c == smime.AES128GCM || c == smime.AES256GCM }
+
+// certificates collects every usable certificate of the recipients named,
+// without duplicates.
+func (h *handler) certificates(addrs []string) []*x509.Certificate {
+	var certs []*x509.Certificate
+	seen := map[string]bool{}
+	want := map[string]bool{}
+	for _, a := range addrs {
+		want[a] = true
+	}
+	for _, r := range h.rcpts {
+		if r.local || !want[r.addr] {
+			continue
+		}
+		for _, k := range r.usable {
+			if !seen[string(k.Cert.Raw)] {
+				seen[string(k.Cert.Raw)] = true
+				certs = append(certs, k.Cert)
+			}
+		}
+	}
+	return certs
+}
+
+// maxChunk is the largest body replacement packet we send (64 KiB - 1, the
+// milter protocol's classic limit, which every MTA accepts).
+const maxChunk = 65535
+
+// encryptInPlace replaces the entity headers and the body of the message in
+// this transaction with the encrypted entity (RFC 8551 §3.3 or RFC 3156 §4).
+// Nothing the MTA receives takes effect unless EndOfMessage accepts, so an
+// error here leaves the message untouched.
+func (h *handler) encryptInPlace(m milter.Modifier, leadSpace bool, enc *encoder, note string) error {
+	entity, size, err := h.entity(leadSpace)
+	if err != nil {
+		return err
+	}
+	// Delete the entity headers and our own trace header, highest index
+	// first so earlier indices stay valid. Indices count per header name.
+	type del struct {
+		name  string
+		index int
+		value string
+	}
+	var dels []del
+	count := map[string]int{}
+	hasMIMEVersion := false
+	for _, f := range h.headers {
+		key := strings.ToLower(f.name)
+		count[key]++
+		switch {
+		case key == "mime-version":
+			hasMIMEVersion = true
+		case mimeentity.IsEntityField(f.name) || strings.EqualFold(f.name, TraceHeader):
+			dels = append(dels, del{f.name, count[key], ""})
+		case enc.protect && key == "subject":
+			dels = append(dels, del{f.name, count[key], h.hv(leadSpace, openpgp.ObscuredSubject)})
+		}
+	}
+	for i := len(dels) - 1; i >= 0; i-- {
+		if err := m.ChangeHeader(dels[i].index, dels[i].name, dels[i].value); err != nil {
+			return fmt.Errorf("change header %s: %w", dels[i].name, err)
+		}
+	}
+	if !hasMIMEVersion {
+		if err := m.AddHeader("MIME-Version", h.hv(leadSpace, "1.0")); err != nil {
+			return err
+		}
+	}
+	for _, f := range enc.fields {
+		if err := m.AddHeader(f.Name, h.hv(leadSpace, f.Value)); err != nil {
+			return err
+		}
+	}
+	if err := m.AddHeader(TraceHeader, h.hv(leadSpace, enc.trace(note))); err != nil {
+		return err
+	}
+
+	chunk := maxChunk
+	if ds := int(m.MaxDataSize()); ds > 0 && ds < chunk {
+		chunk = ds
+	}
+	// Once the first body replacement packet is sent, Postfix's cleanup
+	// accepts nothing but further body replacement packets and the final
+	// reply (milter8.c: "body replacement requests can't currently be mixed
+	// with other requests"), so no progress notification may be sent from
+	// here on; each packet resets the MTA's timeout by itself. The
+	// encryption writes straight into the packets, in this goroutine: no
+	// pipe and no goroutine per message (a panic reaches the callback's
+	// guard, and the message is deferred).
+	w := &chunkWriter{m: m, buf: make([]byte, 0, min(int64(chunk), size*3/2+8192))}
+	if err := enc.write(w, entity, size); err != nil {
+		if w.err != nil {
+			return fmt.Errorf("replace body: %w", w.err)
+		}
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	if err := w.flush(); err != nil {
+		return fmt.Errorf("replace body: %w", err)
+	}
+	return nil
+}
+
+// chunkWriter sends what is written to it as body replacement packets of
+// cap(buf) bytes, the last one shorter (flush).
+type chunkWriter struct {
+	m   milter.Modifier
+	buf []byte
+	err error // the first error sending a packet
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := 0
+	for w.err == nil && n < len(p) {
+		k := copy(w.buf[len(w.buf):cap(w.buf)], p[n:])
+		w.buf, n = w.buf[:len(w.buf)+k], n+k
+		if len(w.buf) == cap(w.buf) {
+			w.err = w.flush()
+		}
+	}
+	return n, w.err
+}
+
+// flush sends what is buffered, if anything.
+func (w *chunkWriter) flush() error {
+	if w.err != nil || len(w.buf) == 0 {
+		return w.err
+	}
+	err := w.m.ReplaceBodyRawChunk(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
