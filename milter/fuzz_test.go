@@ -17,7 +17,7 @@ func FuzzEntityHeader(f *testing.F) {
 				return // bare CR: MTAs do not pass it in header values
 			}
 		}
-		h := &handler{headers: []field{{n1, v1}, {n2, v2}}}
+		h := &handler{message: &message{headers: []field{{n1, v1}, {n2, v2}}}}
 		for _, lead := range []bool{true, false} {
 			b := h.entityHeader(lead)
 			if !bytes.HasSuffix(b, []byte("\r\n")) {

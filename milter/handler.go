@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -15,37 +14,15 @@ import (
 	"github.com/danemilter/danemilter/reply"
 )
 
-// handler is made per MTA connection; its message state is reset after every
-// message, so nothing is shared between messages.
+// handler is made per MTA connection. Its message is made fresh for every
+// message (begin) and dropped whole at its end (end), so nothing is shared
+// between messages and no field needs resetting by hand.
 type handler struct {
 	milter.NoOpMilter
 	opts *Options
-
-	ctx          context.Context
-	cancel       context.CancelFunc
-	start        time.Time
-	from         string
-	senderExempt string
-	rcpts        []*rcpt
-	headers      []field
-	body         *spool
-	// headerBytes counts the header section toward MaxMessageSize;
-	// headersOverflow is set when it passed the limit.
-	headerBytes     int64
-	headersOverflow bool
-	// rcptWaitLeft is what remains of Options.RcptWait for this message.
-	rcptWaitLeft time.Duration
-	// dryRunNote is the trace header value of per-entry dry runs, for the
-	// re-injected plaintext copy too.
-	dryRunNote string
-	// localSubmission: Postfix's cleanup emulates the SMTP session of mail
-	// submitted with sendmail(1) ({client_port} "0") and shows the milter
-	// recipients after canonical rewriting, while a DeleteRecipient must
-	// name the original address. A split then re-injects every copy and
-	// discards this transaction instead of deleting recipients.
-	localSubmission bool
-	// view is what the MTA showed of this message, for the debug log.
-	view mtaView
+	// *message is the current message; nil between messages. The
+	// callbacks reach its fields directly (h.rcpts, h.body).
+	*message
 }
 
 // respond is the milter response that gives the SMTP reply r.
@@ -67,7 +44,7 @@ func (h *handler) guard(stage string, resp **milter.Response, err *error) {
 
 func (h *handler) MailFrom(from string, _ string, m milter.Modifier) (resp *milter.Response, err error) {
 	defer h.guard("mail", &resp, &err)
-	h.reset()
+	h.end()
 	h.begin()
 	h.from = milter.RemoveAngle(strings.TrimSpace(from))
 	h.senderExempt = h.opts.Exemptions.Sender(h.from)
@@ -187,10 +164,10 @@ func (h *handler) BodyChunk(chunk []byte, m milter.Modifier) (resp *milter.Respo
 }
 
 func (h *handler) Abort(m milter.Modifier) error {
-	h.reset()
+	h.end()
 	return nil
 }
 
 func (h *handler) Cleanup(m milter.Modifier) {
-	h.reset()
+	h.end()
 }

@@ -19,26 +19,65 @@ type mtaView struct {
 	rcptArgs                             []string
 }
 
-func (h *handler) begin() {
-	if h.ctx != nil {
-		return
-	}
-	h.start = time.Now()
-	h.ctx, h.cancel = context.WithTimeout(context.Background(), h.opts.MessageTimeout)
-	h.rcptWaitLeft = h.opts.RcptWait
-	h.body = &spool{dir: h.opts.SpoolDir, threshold: h.opts.MemoryThreshold, limit: h.opts.MaxMessageSize, budget: h.opts.budget}
+// message is the state of one message (one SMTP transaction), made fresh
+// at MAIL FROM, or at the first event of a message the MTA began without
+// one, and dropped at end of message or abort.
+type message struct {
+	ctx          context.Context // the message's deadline (Options.MessageTimeout)
+	cancel       context.CancelFunc
+	start        time.Time
+	from         string
+	senderExempt string
+	rcpts        []*rcpt
+	headers      []field
+	body         *spool
+	// headerBytes counts the header section toward MaxMessageSize;
+	// headersOverflow is set when it passed the limit.
+	headerBytes     int64
+	headersOverflow bool
+	// rcptWaitLeft is what remains of Options.RcptWait for this message.
+	rcptWaitLeft time.Duration
+	// dryRunNote is the trace header value of per-entry dry runs, for the
+	// re-injected plaintext copy too.
+	dryRunNote string
+	// localSubmission: Postfix's cleanup emulates the SMTP session of mail
+	// submitted with sendmail(1) ({client_port} "0") and shows the milter
+	// recipients after canonical rewriting, while a DeleteRecipient must
+	// name the original address. A split then re-injects every copy and
+	// discards this transaction instead of deleting recipients.
+	localSubmission bool
+	// view is what the MTA showed of this message, for the debug log.
+	view mtaView
 }
 
-func (h *handler) reset() {
-	if h.cancel != nil {
-		h.cancel()
+func newMessage(opts *Options) *message {
+	ctx, cancel := context.WithTimeout(context.Background(), opts.MessageTimeout)
+	return &message{
+		ctx: ctx, cancel: cancel, start: time.Now(),
+		rcptWaitLeft: opts.RcptWait,
+		body:         &spool{dir: opts.SpoolDir, threshold: opts.MemoryThreshold, limit: opts.MaxMessageSize, budget: opts.budget},
 	}
-	if h.body != nil {
-		h.body.Close()
+}
+
+// close ends the message's lookups and frees its body.
+func (m *message) close() {
+	m.cancel()
+	m.body.Close()
+}
+
+// begin makes the message if there is none.
+func (h *handler) begin() {
+	if h.message == nil {
+		h.message = newMessage(h.opts)
 	}
-	h.ctx, h.cancel, h.from, h.senderExempt, h.rcpts, h.headers, h.body = nil, nil, "", "", nil, nil, nil
-	h.headerBytes, h.headersOverflow, h.dryRunNote = 0, false, ""
-	h.localSubmission, h.view = false, mtaView{}
+}
+
+// end drops the message, if any.
+func (h *handler) end() {
+	if h.message != nil {
+		h.message.close()
+		h.message = nil
+	}
 }
 
 // headerValue returns the first value of the named header, without the

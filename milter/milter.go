@@ -2,8 +2,8 @@
 // (Sendmail's libmilter protocol, version 6, as spoken by Postfix and
 // Sendmail) using github.com/d--j/go-milter.
 //
-// The layer is thin: it keeps per-message state in a handler made for each
-// MTA connection, starts each remote recipient's SMIMEA and OPENPGPKEY
+// The layer is thin: it keeps per-message state in a message made fresh for
+// each MAIL FROM, held by a handler made for each MTA connection, starts each remote recipient's SMIMEA and OPENPGPKEY
 // lookups the moment RCPT TO arrives (so lookups run concurrently with the
 // rest of the SMTP dialogue; a recipient whose answer is already known is
 // refused alone, at RCPT TO, when its policy says so), spools the body, and at
@@ -49,7 +49,30 @@
 // The encrypted copy is stored by the MTA: Postfix's cleanup refuses a queue
 // file over message_size_limit ("552 5.3.4 Error: message file too big"), so
 // the handler bounds each copy's encrypted size first and refuses a message
-// that cannot fit before any copy leaves (Options.MaxEncryptedSize).
+// that cannot fit before any copy leaves (Options.MaxEncryptedSize). Every
+// SMTP reply comes from package reply.
+//
+// # Files
+//
+// One file per role: milter.go (options, server, negotiation), ordered.go
+// (the order of milter commands), handler.go (the callbacks), message.go
+// (one message's state), recipient.go (a recipient's lookups and verdict),
+// plan.go (the plan's execution at end of message), encode.go (encryption
+// and body replacement), reinject.go (split delivery), sealed.go (bodies
+// that arrive encrypted), size.go (encrypted size bounds), spool.go (the
+// body), log.go (the log line).
+//
+// # Inbound mail (not yet written)
+//
+// Verification, decryption and key harvesting of inbound mail will add
+// files, not grow these: inbound.go here (the end-of-message path of a
+// message to local recipients, next to plan.go, sharing handler.go,
+// message.go and spool.go), and the work itself in its own packages —
+// smime and openpgp for decryption and signature checks (smime.Decrypt
+// exists), a new package verify for the verdict and its header fields, and
+// a new package harvest for keys collected from signed mail. Inbound replies
+// get named constructors in package reply, inbound decisions their own file
+// in package policy (policy/inbound.go).
 package milter
 
 import (

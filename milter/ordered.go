@@ -60,7 +60,7 @@ func (o *ordered) allowed(cmd string, next stage, after ...stage) bool {
 	}
 	o.opts.Logger.Warn("milter command out of order; answered with a temporary failure", "command", cmd, "after", o.stage.String())
 	o.stage = stageNone
-	o.reset()
+	o.end()
 	return false
 }
 
@@ -114,7 +114,7 @@ func (o *ordered) BodyChunk(chunk []byte, m milter.Modifier) (*milter.Response, 
 func (o *ordered) EndOfMessage(m milter.Modifier) (*milter.Response, error) {
 	if f := o.failed; f != nil { // an event without a reply failed (and logged)
 		o.stage, o.failed = stageNone, nil
-		o.reset()
+		o.end()
 		return f, nil
 	}
 	if !o.allowed("eom", stageNone, stageEOH, stageBody) {

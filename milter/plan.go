@@ -95,7 +95,7 @@ func (h *handler) groups(plan policy.Plan) []group {
 }
 
 func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err error) {
-	defer h.reset()
+	defer h.end()
 	defer h.guard("eom", &resp, &err)
 	h.begin()
 	queueID := m.Get(milter.MacroQueueId)

@@ -19,7 +19,13 @@
 //
 // The functions here are pure: no DNS, no crypto, no milter. Decide maps one
 // (level, outcome) pair to an Action; Combine folds the decisions of all
-// recipients of a message into one plan.
+// recipients of a message into one plan. Replies are values of package reply.
+//
+// Outbound decisions live in policy.go (levels, Decide, Combine), table.go
+// and mapfile.go (where a recipient's level comes from) and exempt.go. The
+// inbound direction (what to do with mail that arrives signed or encrypted
+// for local recipients: verification, decryption, key harvesting) will get
+// its own file, inbound.go, with its own table, rather than new cases here.
 package policy
 
 import (
