@@ -12,26 +12,20 @@ import (
 	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
+	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/smime"
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 )
 
-// Format is an encryption format.
-type Format int
+// Format is an encryption format (policy.Format).
+type Format = policy.Format
 
 // The formats.
 const (
-	FormatSMIME   Format = iota // S/MIME, RFC 8551
-	FormatOpenPGP               // PGP/MIME, RFC 3156
+	FormatSMIME   = policy.FormatSMIME   // S/MIME, RFC 8551
+	FormatOpenPGP = policy.FormatOpenPGP // PGP/MIME, RFC 3156
 )
-
-func (f Format) String() string {
-	if f == FormatOpenPGP {
-		return "pgp-mime"
-	}
-	return "smime"
-}
 
 // encoder is how one encrypted copy is made.
 type encoder struct {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/policy"
-	"github.com/danemilter/danemilter/reply"
 )
 
 // group is the recipients that get one copy of the message: plaintext, or
@@ -36,60 +35,18 @@ func (g group) String() string {
 	return fmt.Sprintf("%s:%d", g.format, len(g.rcpts))
 }
 
-// groups turns a plan into copies: one encrypted group per format needed,
-// largest first, then the plaintext group. One format for everyone beats
-// the per-recipient preference: when every recipient to encrypt to has a
-// key of one format, that format is used for all (the preferred one of the
-// first recipient when both would do), so the message is not split.
-func (h *handler) groups(plan policy.Plan) []group {
-	want := map[string]bool{}
-	for _, a := range plan.EncryptTo {
-		want[a] = true
-	}
-	var enc []*rcpt
-	plainG := group{plain: true}
+// groups are the plan's copies with their recipients.
+func (h *handler) groups(copies []policy.Copy) []group {
+	byAddr := make(map[string]*rcpt, len(h.rcpts))
 	for _, r := range h.rcpts {
-		if want[r.addr] {
-			enc = append(enc, r)
-		} else {
-			plainG.rcpts = append(plainG.rcpts, r)
-		}
+		byAddr[r.addr] = r
 	}
-	var out []group
-	if len(enc) > 0 {
-		first := h.opts.Prefer(enc[0].addr)
-		for _, f := range []Format{first, 1 - first} {
-			all := true
-			for _, r := range enc {
-				all = all && r.has(f)
-			}
-			if all {
-				out = append(out, group{format: f, rcpts: enc})
-				break
-			}
+	out := make([]group, len(copies))
+	for i, c := range copies {
+		out[i] = group{plain: c.Plain, format: c.Format}
+		for _, a := range c.To {
+			out[i].rcpts = append(out[i].rcpts, byAddr[a])
 		}
-		if out == nil {
-			byFormat := map[Format]*group{}
-			for _, r := range enc {
-				f := h.opts.Prefer(r.addr)
-				if !r.has(f) {
-					f = 1 - f
-				}
-				if byFormat[f] == nil {
-					byFormat[f] = &group{format: f}
-				}
-				byFormat[f].rcpts = append(byFormat[f].rcpts, r)
-			}
-			for _, f := range []Format{FormatSMIME, FormatOpenPGP} {
-				if g := byFormat[f]; g != nil {
-					out = append(out, *g)
-				}
-			}
-			slices.SortStableFunc(out, func(a, b group) int { return len(b.rcpts) - len(a.rcpts) })
-		}
-	}
-	if len(plainG.rcpts) > 0 {
-		out = append(out, plainG)
 	}
 	return out
 }
@@ -144,47 +101,30 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	prs := make([]policy.Recipient, len(vs))
 	var would []string
 	for i, v := range vs {
-		prs[i] = policy.Recipient{Address: v.r.addr, Local: v.r.local, Decision: v.d}
+		prs[i] = policy.Recipient{Address: v.r.addr, Local: v.r.local, Decision: v.d, Formats: h.formats(v.r)}
 		if v.would != "" && !slices.Contains(would, v.would) {
 			would = append(would, v.would)
 		}
 	}
-	plan := policy.Combine(prs, h.opts.Reinjector != nil)
-	if sealedAll && plan.Action == policy.Plain {
-		plan.Reason = "already encrypted to every recipient's key"
-	}
 	size := h.body.Size()
 	attrs := []any{"from", h.from, "size", size, "rcpt_count", len(vs), "recipients", h.summarize(vs)}
-
-	if (plan.Action == policy.Encrypt || plan.Action == policy.Split) && (h.body.overflow || h.headersOverflow || h.headerBytes+size > h.opts.MaxMessageSize) {
-		plan = policy.Refusal(reply.TooBig())
-	}
-	var groups []group
-	if plan.Action == policy.Encrypt || plan.Action == policy.Split {
-		groups = h.groups(plan)
-		if len(groups) > 1 && h.opts.Reinjector == nil {
-			// Two formats and no way to send two copies.
-			required := false
-			for _, p := range prs {
-				required = required || p.Decision.Required
-			}
-			if required {
-				plan = policy.Refusal(reply.FormatsDiffer())
-			} else {
-				plan = policy.Plan{Action: policy.Plain, Reason: "recipients need different encryption formats and splitting is off; sent in clear"}
-			}
-		}
-	}
-
-	if plan.Action == policy.Encrypt || plan.Action == policy.Split {
-		if g, bound, big := h.tooBigOnceEncrypted(groups, h.headerBytes+size+2); big {
+	plan := policy.PlanMessage(policy.Message{
+		Recipients: prs,
+		CanSplit:   h.opts.Reinjector != nil,
+		TooBig:     h.body.overflow || h.headersOverflow || h.headerBytes+size > h.opts.MaxMessageSize,
+		TooBigEncrypted: func(c policy.Copy) bool {
 			// Postfix would refuse the queue file after the other copies
 			// had left (cleanup: "message file too big"); refuse it first.
-			attrs = append(attrs, "copy", g.String(), "encrypted_size_bound", bound, "max_encrypted_size", h.opts.MaxEncryptedSize)
-			plan = policy.Refusal(reply.TooBigEncrypted())
-			groups = nil
-		}
-	}
+			g := h.groups([]policy.Copy{c})[0]
+			bound, over := h.tooBigOnceEncrypted(g, h.headerBytes+size+2)
+			if over {
+				attrs = append(attrs, "copy", g.String(), "encrypted_size_bound", bound, "max_encrypted_size", h.opts.MaxEncryptedSize)
+			}
+			return over
+		},
+		Sealed: sealedAll,
+	})
+	groups := h.groups(plan.Copies)
 
 	if h.opts.DryRun {
 		what := plan.Action.String()

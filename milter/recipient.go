@@ -132,6 +132,19 @@ func Outcome(smimea dane.Result, smimeaUsable int, pgp *dane.Result, pgpUsable i
 	return o
 }
 
+// formats are the formats r has usable keys for, the one Options.Prefer
+// names first.
+func (h *handler) formats(r *rcpt) []policy.Format {
+	var out []policy.Format
+	p := h.opts.Prefer(r.addr)
+	for _, f := range []Format{p, 1 - p} {
+		if r.has(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // has reports which formats a recipient has usable keys for.
 func (r *rcpt) has(f Format) bool {
 	if f == FormatOpenPGP {

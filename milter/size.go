@@ -41,13 +41,13 @@ func encryptedBodyBound(f Format, size int64, keys int, extra int64) int64 {
 	return (der + 56) / 57 * 78
 }
 
-// tooBigOnceEncrypted returns the first encrypted copy whose queue file
-// would pass MaxEncryptedSize, with the bound of its size; ok is false when
-// every copy fits or the check is off.
-func (h *handler) tooBigOnceEncrypted(groups []group, entitySize int64) (g group, bound int64, ok bool) {
+// tooBigOnceEncrypted reports whether the queue file of the encrypted
+// copy g could pass MaxEncryptedSize, with the bound of its size; over is
+// false when it fits or the check is off.
+func (h *handler) tooBigOnceEncrypted(g group, entitySize int64) (bound int64, over bool) {
 	limit := h.opts.MaxEncryptedSize
-	if limit < 0 {
-		return group{}, 0, false
+	if limit < 0 || g.plain {
+		return 0, false
 	}
 	// The queue file also holds the envelope: a record per recipient
 	// (and its original form) and some attributes.
@@ -55,26 +55,18 @@ func (h *handler) tooBigOnceEncrypted(groups []group, entitySize int64) (g group
 	for _, r := range h.rcpts {
 		envelope += 2*int64(len(r.addr)) + 32
 	}
-	for _, g := range groups {
-		if g.plain {
-			continue
-		}
-		keys := 0
-		for _, r := range g.rcpts {
-			if g.format == FormatOpenPGP {
-				keys += len(r.pgpUsable)
-			} else {
-				keys += len(r.usable)
-			}
-		}
-		var extra int64
-		if g.format == FormatOpenPGP && h.opts.ProtectHeaders {
-			extra = h.headerBytes
-		}
-		b := h.headerBytes + envelope + encryptedBodyBound(g.format, entitySize, keys, extra)
-		if b > limit {
-			return g, b, true
+	keys := 0
+	for _, r := range g.rcpts {
+		if g.format == FormatOpenPGP {
+			keys += len(r.pgpUsable)
+		} else {
+			keys += len(r.usable)
 		}
 	}
-	return group{}, 0, false
+	var extra int64
+	if g.format == FormatOpenPGP && h.opts.ProtectHeaders {
+		extra = h.headerBytes
+	}
+	b := h.headerBytes + envelope + encryptedBodyBound(g.format, entitySize, keys, extra)
+	return b, b > limit
 }

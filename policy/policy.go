@@ -19,9 +19,13 @@
 //
 // The functions here are pure: no DNS, no crypto, no milter. Decide maps one
 // (level, outcome) pair to an Action; Combine folds the decisions of all
-// recipients of a message into one plan. Replies are values of package reply.
+// recipients of a message into one plan, and PlanMessage (message.go) adds
+// the rules of the message as a whole (too big, formats that differ without
+// splitting, too big once encrypted) and the copies to make. Replies are
+// values of package reply.
 //
-// Outbound decisions live in policy.go (levels, Decide, Combine), table.go
+// Outbound decisions live in policy.go (levels, Decide, Combine),
+// message.go (PlanMessage, formats and copies), table.go
 // and mapfile.go (where a recipient's level comes from) and exempt.go. The
 // inbound direction (what to do with mail that arrives signed or encrypted
 // for local recipients: verification, decryption, key harvesting) will get
@@ -178,6 +182,9 @@ type Recipient struct {
 	Address  string
 	Local    bool // local recipients never get an encrypted copy
 	Decision Decision
+	// Formats are the formats the recipient has usable keys for, the
+	// preferred one first (PlanMessage's grouping into copies).
+	Formats []Format
 }
 
 // Plan is the verdict for a whole message.
@@ -193,6 +200,11 @@ type Plan struct {
 	// encrypted and the plaintext copy, for Encrypt, Plain and Split.
 	EncryptTo []string
 	PlainTo   []string
+	// Copies are the copies of an Encrypt or Split plan (PlanMessage):
+	// encrypted ones by format, largest first, then the plaintext one;
+	// also, for the log, those of a plan that two formats without
+	// splitting turned into Plain or TempFail.
+	Copies []Copy
 }
 
 // Combine folds per-recipient decisions into one plan for the message.
