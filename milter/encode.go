@@ -9,10 +9,10 @@ import (
 
 	"github.com/d--j/go-milter"
 
-	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/recipient"
 	"github.com/danemilter/danemilter/smime"
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
@@ -54,8 +54,8 @@ func (h *handler) encoder(g group, leadSpace bool) (*encoder, error) {
 	if g.format == FormatOpenPGP {
 		var keys []*pgp.Entity
 		seen := map[string]bool{}
-		for _, r := range g.rcpts {
-			for _, k := range r.pgpUsable {
+		for _, e := range g.rcpts {
+			for _, k := range pgpKeys(e) {
 				if !seen[k.Fingerprint] {
 					seen[k.Fingerprint] = true
 					keys = append(keys, k.Entity)
@@ -81,7 +81,7 @@ func (h *handler) encoder(g group, leadSpace bool) (*encoder, error) {
 				return err
 			}}, nil
 	}
-	certs := h.certificates(g.addrs())
+	certs := certificates(g)
 	if len(certs) == 0 {
 		return nil, errors.New("no certificates")
 	}
@@ -104,7 +104,7 @@ func (h *handler) cipherFor(g group) smime.Cipher {
 	}
 	chosen, set := c, false
 	for _, r := range g.rcpts {
-		oc, ok := h.opts.CipherFor(address.Domain(r.addr))
+		oc, ok := h.opts.CipherFor(r.Domain)
 		if !ok {
 			oc = c
 		}
@@ -117,20 +117,16 @@ func (h *handler) cipherFor(g group) smime.Cipher {
 
 func isGCM(c smime.Cipher) bool { return c == smime.AES128GCM || c == smime.AES256GCM }
 
-// certificates collects every usable certificate of the recipients named,
-// without duplicates.
-func (h *handler) certificates(addrs []string) []*x509.Certificate {
+// certificates collects every usable certificate of the group's
+// recipients, without duplicates.
+func certificates(g group) []*x509.Certificate {
 	var certs []*x509.Certificate
 	seen := map[string]bool{}
-	want := map[string]bool{}
-	for _, a := range addrs {
-		want[a] = true
-	}
-	for _, r := range h.rcpts {
-		if r.local || !want[r.addr] {
+	for _, e := range g.rcpts {
+		if e.Local {
 			continue
 		}
-		for _, k := range r.usable {
+		for _, k := range e.SMIMEA.Usable() {
 			if !seen[string(k.Cert.Raw)] {
 				seen[string(k.Cert.Raw)] = true
 				certs = append(certs, k.Cert)
@@ -138,6 +134,14 @@ func (h *handler) certificates(addrs []string) []*x509.Certificate {
 		}
 	}
 	return certs
+}
+
+// pgpKeys are e's usable OpenPGP keys.
+func pgpKeys(e *recipient.Recipient) []openpgp.Key {
+	if e.OPENPGPKEY == nil {
+		return nil
+	}
+	return e.OPENPGPKEY.Usable()
 }
 
 // maxChunk is the largest body replacement packet we send (64 KiB - 1, the

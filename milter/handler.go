@@ -9,7 +9,6 @@ import (
 
 	"github.com/d--j/go-milter"
 
-	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/reply"
 )
@@ -68,18 +67,9 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 			return milter.RespContinue, nil
 		}
 	}
-	r := &rcpt{addr: addr, done: make(chan struct{})}
-	r.local = h.opts.IsLocal(address.Domain(addr))
-	r.match = h.opts.Levels.Lookup(addr)
-	// An exemption never weakens level encrypt (README "Exemptions").
-	if r.match.Level != policy.LevelEncrypt {
-		if h.senderExempt != "" {
-			r.exempt = "sender " + h.senderExempt
-		} else if p := h.opts.Exemptions.Recipient(addr); p != "" {
-			r.exempt = "recipient " + p
-		}
-	}
-	if r.local || r.exempt != "" || r.match.Level == policy.LevelNone {
+	r := &rcpt{addr: addr, pre: h.opts.recipients.Prepare(addr, h.senderExempt), done: make(chan struct{})}
+	if !r.pre.NeedsLookup() {
+		r.res = r.pre
 		close(r.done)
 		h.rcpts = append(h.rcpts, r)
 		return milter.RespContinue, nil
@@ -90,7 +80,7 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 	// Levels none and may never refuse, so they never wait. For dane and
 	// encrypt, wait a little: an answer that is already known (the cache)
 	// or comes fast lets us refuse this recipient alone, now.
-	if r.match.Level >= policy.LevelDane {
+	if r.pre.Match.Level >= policy.LevelDane {
 		if !yieldTo(r.done) && h.rcptWaitLeft > 0 {
 			t0 := time.Now()
 			t := time.NewTimer(h.rcptWaitLeft)
@@ -104,9 +94,10 @@ func (h *handler) RcptTo(addr string, _ string, m milter.Modifier) (resp *milter
 		}
 		select {
 		case <-r.done:
-			d := policy.Decide(r.match.Level, r.outcome())
-			if (d.Action == policy.Reject || d.Action == policy.TempFail) && !h.opts.DryRun && !r.match.DryRun {
-				h.opts.Logger.Info("recipient refused", "queue_id", m.Get(milter.MacroQueueId), "from", h.from, "rcpt", h.describe(r, r.outcome(), d), "status", d.Reply.Enhanced, "reason", d.Reason)
+			// A per-entry dry run is never refused (its decision is Plain).
+			d := r.res.Decision
+			if (d.Action == policy.Reject || d.Action == policy.TempFail) && !h.opts.DryRun {
+				h.opts.Logger.Info("recipient refused", "queue_id", m.Get(milter.MacroQueueId), "from", h.from, "rcpt", describe(&r.res), "status", d.Reply.Enhanced, "reason", d.Reason)
 				return respond(d.Reply)
 			}
 		default:

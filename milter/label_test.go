@@ -22,6 +22,7 @@ import (
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/recipient"
 	"github.com/danemilter/danemilter/smime"
 
 	"github.com/danemilter/danemilter/milter/miltertest"
@@ -342,13 +343,12 @@ func TestSummarize(t *testing.T) {
 	h := &handler{opts: &Options{}}
 	var vs []verdict
 	for i := range 120 {
-		r := &rcpt{addr: fmt.Sprintf("u%d@x.example", i), local: i%3 == 0, done: make(chan struct{})}
-		close(r.done)
+		ev := recipient.Recipient{Address: fmt.Sprintf("u%d@x.example", i), Local: i%3 == 0, Match: policy.Match{Level: policy.LevelDane}}
 		label := "encrypt"
-		if r.local {
+		if ev.Local {
 			label = "local"
 		}
-		vs = append(vs, verdict{r: r, label: label})
+		vs = append(vs, verdict{ev: ev, label: label})
 	}
 	got := h.summarize(vs)
 	if !strings.HasSuffix(got, " and 70 more: 47 encrypt, 23 local") {

@@ -7,28 +7,26 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/recipient"
 )
 
 // describe renders one recipient's lookups and decision for a log line.
-func (h *handler) describe(r *rcpt, _ policy.Outcome, d policy.Decision) string {
-	return clip(h.describeAs(r, d.Action.String()), maxDetail)
+func describe(e *recipient.Recipient) string {
+	return clip(describeAs(e, e.Decision.Action.String()), maxDetail)
 }
 
 // describeAs renders one recipient's lookups for a log line, with label
 // for what happens to it. Rejected records are named up to maxSkipped per
 // lookup, then counted.
-func (h *handler) describeAs(r *rcpt, label string) string {
+func describeAs(e *recipient.Recipient, label string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s=%s(level=%s", r.addr, label, r.match.Level)
-	select {
-	case <-r.done:
-	default:
-		// The lookup goroutine still owns the fields: read none of them.
+	fmt.Fprintf(&b, "%s=%s(level=%s", e.Address, label, e.Match.Level)
+	if e.Unfinished {
 		b.WriteString(",lookup=unfinished)")
 		return b.String()
 	}
-	if r.err != nil {
-		fmt.Fprintf(&b, ",error=%q)", r.err.Error())
+	if e.Err != nil {
+		fmt.Fprintf(&b, ",error=%q)", e.Err.Error())
 		return b.String()
 	}
 	one := func(prefix string, res dane.Result, usable int, rejected []string) {
@@ -51,35 +49,35 @@ func (h *handler) describeAs(r *rcpt, label string) string {
 		}
 	}
 	var rj []string
-	for _, x := range r.rejected {
+	for _, x := range e.SMIMEA.Rejected {
 		rj = append(rj, x.Reason)
 	}
-	one("", r.result, len(r.usable), rj)
-	if r.pgpOn {
+	one("", e.SMIMEA.Result, len(e.SMIMEA.Usable()), rj)
+	if l := e.OPENPGPKEY; l != nil {
 		rj = nil
-		for _, x := range r.pgpRejected {
+		for _, x := range l.Rejected {
 			rj = append(rj, x.Reason)
 		}
-		one("pgp_", r.pgpResult, len(r.pgpUsable), rj)
+		one("pgp_", l.Result, len(l.Usable()), rj)
 	}
 	b.WriteString(")")
 	return b.String()
 }
 
 // detail renders one recipient for the log line.
-func (h *handler) detail(v verdict) string {
-	r := v.r
+func detail(v verdict) string {
+	e := &v.ev
 	switch {
-	case r.local:
-		return r.addr + "=local"
-	case r.exempt != "":
-		return fmt.Sprintf("%s=plain(exempt %s)", r.addr, r.exempt)
-	case r.match.Level == policy.LevelNone:
-		return r.addr + "=plain(policy none)"
-	case v.would != "":
-		return "dry-run:" + h.describeAs(r, v.would)
+	case e.Local:
+		return e.Address + "=local"
+	case e.Exempt != "":
+		return fmt.Sprintf("%s=plain(exempt %s)", e.Address, e.Exempt)
+	case e.Match.Level == policy.LevelNone:
+		return e.Address + "=plain(policy none)"
+	case e.DryRun:
+		return "dry-run:" + describeAs(e, e.Would.Action.String())
 	}
-	return h.describeAs(r, v.label)
+	return describeAs(e, v.label)
 }
 
 // Bounds of the per-message log line, whatever the number of recipients
@@ -102,7 +100,7 @@ func (h *handler) summarize(vs []verdict) string {
 			if i > 0 {
 				b.WriteByte(' ')
 			}
-			b.WriteString(clip(h.detail(v), maxDetail))
+			b.WriteString(clip(detail(v), maxDetail))
 			continue
 		}
 		counts[v.label]++

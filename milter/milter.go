@@ -3,18 +3,21 @@
 // Sendmail) using github.com/d--j/go-milter.
 //
 // The layer is thin: it keeps per-message state in a message made fresh for
-// each MAIL FROM, held by a handler made for each MTA connection, starts each remote recipient's SMIMEA and OPENPGPKEY
-// lookups the moment RCPT TO arrives (so lookups run concurrently with the
-// rest of the SMTP dialogue; a recipient whose answer is already known is
-// refused alone, at RCPT TO, when its policy says so), spools the body, and at
-// end of message asks package policy for a plan, groups the recipients into
-// copies (one per encryption format, one in plaintext), re-injects every copy
-// but one through a Reinjector, and has package smime or openpgp encrypt the
-// copy that stays in the transaction. Every outcome becomes an explicit
-// milter response; every failure inside the daemon becomes a temporary
-// failure (4.x.x), so the MTA keeps the message and retries rather than
-// passing it in clear. Panics in a callback are recovered and answered the
-// same way. Package milter/miltertest plays an MTA for tests and the demo.
+// each MAIL FROM, held by a handler made for each MTA connection; starts
+// each remote recipient's evaluation (package recipient: the SMIMEA and
+// OPENPGPKEY lookups, key selection and the policy decision, the code
+// `danemilter lookup` renders) the moment RCPT TO arrives, so lookups run
+// concurrently with the rest of the SMTP dialogue (a recipient whose answer
+// is already known is refused alone, at RCPT TO, when its policy says so);
+// spools the body; and at end of message asks package policy for a plan,
+// whose copies (one per encryption format, one in plaintext) it carries
+// out: every copy but one is re-injected through a Reinjector, and package
+// smime or openpgp encrypts the copy that stays in the transaction. Every
+// outcome becomes an explicit milter response; every failure inside the
+// daemon becomes a temporary failure (4.x.x), so the MTA keeps the message
+// and retries rather than passing it in clear. Panics in a callback are
+// recovered and answered the same way. Package milter/miltertest plays an
+// MTA for tests and the demo.
 //
 // # What the MTAs accept at end of message
 //
@@ -85,6 +88,7 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/recipient"
 	"github.com/danemilter/danemilter/smime"
 )
 
@@ -160,7 +164,8 @@ type Options struct {
 	PacketTimeout  time.Duration
 	MemoryBudget   int64
 
-	budget *memBudget
+	budget     *memBudget
+	recipients *recipient.Config // how a recipient is evaluated, from the fields above
 }
 
 func (o *Options) defaults() {
@@ -206,6 +211,9 @@ func (o *Options) defaults() {
 	if o.MemoryBudget <= 0 {
 		o.MemoryBudget = 64 << 20
 	}
+	o.recipients = &recipient.Config{Logger: o.Logger, Resolver: o.Resolver, Selector: o.Selector, Levels: o.Levels,
+		Exemptions: o.Exemptions, IsLocal: o.IsLocal, LowercaseLocalPart: o.LowercaseLocalPart, OpenPGP: o.OpenPGP,
+		DryRun: o.DryRun, Now: o.Now}
 }
 
 // NewServer returns a go-milter server whose connections are handled by

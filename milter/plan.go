@@ -10,6 +10,7 @@ import (
 
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/recipient"
 )
 
 // group is the recipients that get one copy of the message: plaintext, or
@@ -17,13 +18,13 @@ import (
 type group struct {
 	plain  bool
 	format Format
-	rcpts  []*rcpt
+	rcpts  []*recipient.Recipient
 }
 
 func (g group) addrs() []string {
 	out := make([]string, len(g.rcpts))
-	for i, r := range g.rcpts {
-		out[i] = r.addr
+	for i, e := range g.rcpts {
+		out[i] = e.Address
 	}
 	return out
 }
@@ -35,11 +36,11 @@ func (g group) String() string {
 	return fmt.Sprintf("%s:%d", g.format, len(g.rcpts))
 }
 
-// groups are the plan's copies with their recipients.
-func (h *handler) groups(copies []policy.Copy) []group {
-	byAddr := make(map[string]*rcpt, len(h.rcpts))
-	for _, r := range h.rcpts {
-		byAddr[r.addr] = r
+// groups are the plan's copies with their recipients' evaluations.
+func groups(copies []policy.Copy, vs []verdict) []group {
+	byAddr := make(map[string]*recipient.Recipient, len(vs))
+	for i := range vs {
+		byAddr[vs[i].ev.Address] = &vs[i].ev
 	}
 	out := make([]group, len(copies))
 	for i, c := range copies {
@@ -101,9 +102,9 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	prs := make([]policy.Recipient, len(vs))
 	var would []string
 	for i, v := range vs {
-		prs[i] = policy.Recipient{Address: v.r.addr, Local: v.r.local, Decision: v.d, Formats: h.formats(v.r)}
-		if v.would != "" && !slices.Contains(would, v.would) {
-			would = append(would, v.would)
+		prs[i] = policy.Recipient{Address: v.ev.Address, Local: v.ev.Local, Decision: v.d, Formats: v.ev.Formats(h.opts.Prefer(v.ev.Address))}
+		if w := v.ev.Would.Action.String(); v.ev.DryRun && !slices.Contains(would, w) {
+			would = append(would, w)
 		}
 	}
 	size := h.body.Size()
@@ -115,7 +116,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		TooBigEncrypted: func(c policy.Copy) bool {
 			// Postfix would refuse the queue file after the other copies
 			// had left (cleanup: "message file too big"); refuse it first.
-			g := h.groups([]policy.Copy{c})[0]
+			g := groups([]policy.Copy{c}, vs)[0]
 			bound, over := h.tooBigOnceEncrypted(g, h.headerBytes+size+2)
 			if over {
 				attrs = append(attrs, "copy", g.String(), "encrypted_size_bound", bound, "max_encrypted_size", h.opts.MaxEncryptedSize)
@@ -124,7 +125,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		},
 		Sealed: sealedAll,
 	})
-	groups := h.groups(plan.Copies)
+	groups := groups(plan.Copies, vs)
 
 	if h.opts.DryRun {
 		what := plan.Action.String()

@@ -10,6 +10,7 @@ import (
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/recipient"
 	"github.com/danemilter/danemilter/smime"
 )
 
@@ -33,23 +34,23 @@ func (s *sealed) format() string {
 func (s *sealed) missing(vs []verdict, now time.Time) []string {
 	var out []string
 	for _, v := range vs {
-		if v.d.Action == policy.Encrypt && !s.includes(v.r, now) {
-			out = append(out, v.r.addr)
+		if v.d.Action == policy.Encrypt && !s.includes(&v.ev, now) {
+			out = append(out, v.ev.Address)
 		}
 	}
 	return out
 }
 
-func (s *sealed) includes(r *rcpt, now time.Time) bool {
+func (s *sealed) includes(e *recipient.Recipient, now time.Time) bool {
 	if s.smime != nil {
-		for _, k := range r.usable {
+		for _, k := range e.SMIMEA.Usable() {
 			if s.smime.Includes(k.Cert) {
 				return true
 			}
 		}
 	}
 	if s.pgp != nil {
-		for _, k := range r.pgpUsable {
+		for _, k := range pgpKeys(e) {
 			if s.pgp.Includes(k.Entity, now) {
 				return true
 			}

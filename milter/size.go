@@ -56,11 +56,11 @@ func (h *handler) tooBigOnceEncrypted(g group, entitySize int64) (bound int64, o
 		envelope += 2*int64(len(r.addr)) + 32
 	}
 	keys := 0
-	for _, r := range g.rcpts {
+	for _, e := range g.rcpts {
 		if g.format == FormatOpenPGP {
-			keys += len(r.pgpUsable)
+			keys += len(pgpKeys(e))
 		} else {
-			keys += len(r.usable)
+			keys += len(e.SMIMEA.Usable())
 		}
 	}
 	var extra int64

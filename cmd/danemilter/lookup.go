@@ -12,12 +12,11 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/milter"
-	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/recipient"
 )
 
 // runLookup prints what the daemon would see and decide for one recipient.
@@ -43,144 +42,114 @@ func runLookup(cfg *config.Config, addr string, stdout, stderr io.Writer) int {
 	return printLookup(ctx, cfg, resolver, sel, addr, time.Now(), stdout, stderr)
 }
 
+// printLookup renders what recipient.Config.Lookup, the evaluation the
+// daemon runs, gives for addr. Unlike the daemon it looks the keys up even
+// for a local or exempt recipient or level none, to show them.
 func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver, sel *dane.Selector, addr string, now time.Time, w, stderr io.Writer) int {
-	name, err := dane.SMIMEAName(addr, cfg.DNS.LowercaseLocalPart)
-	if err != nil {
-		fmt.Fprintln(stderr, "danemilter lookup:", err)
-		return 2
-	}
-	if sel == nil {
-		sel = &dane.Selector{}
-	}
 	levels, err := policy.NewLive(cfg.Levels, cfg.Policy.MapFile, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "danemilter lookup:", err)
 		return 2
 	}
-	match := levels.Lookup(addr)
-	entry := "default"
-	if match.Entry != "" {
-		entry = "entry " + match.Entry
+	rc := recipient.Config{Resolver: resolver, Selector: sel, Levels: levels, Exemptions: cfg.Exemptions, IsLocal: cfg.IsLocal,
+		LowercaseLocalPart: cfg.DNS.LowercaseLocalPart, OpenPGP: *cfg.OpenPGP.Enabled, DryRun: cfg.DryRun,
+		Now: func() time.Time { return now }}
+	r := rc.Lookup(ctx, rc.Prepare(addr, ""))
+	if r.Err != nil {
+		fmt.Fprintln(stderr, "danemilter lookup:", r.Err)
+		return 2
 	}
-	if match.DryRun {
+	entry := "default"
+	if r.Match.Entry != "" {
+		entry = "entry " + r.Match.Entry
+	}
+	if r.Match.DryRun {
 		entry += ", dry-run: decisions are only logged and announced in a header"
 	}
-	domain := address.Domain(addr)
 	fmt.Fprintf(w, "recipient:   %s\n", addr)
-	if cfg.IsLocal(domain) {
+	if r.Local {
 		fmt.Fprintf(w, "local:       yes (local_domains); outbound encryption does not apply\n")
 	}
-	fmt.Fprintf(w, "policy:      %s (%s)\n", match.Level, entry)
-	exempt := ""
-	if p := cfg.Exemptions.Recipient(addr); p != "" {
-		if match.Level == policy.LevelEncrypt {
-			fmt.Fprintf(w, "exempt:      matches %q, but level encrypt is never weakened by an exemption\n", p)
-		} else {
-			exempt = p
-			fmt.Fprintf(w, "exempt:      yes (exempt.recipients %q): mail to it is neither encrypted nor refused\n", p)
-		}
+	fmt.Fprintf(w, "policy:      %s (%s)\n", r.Match.Level, entry)
+	if r.ExemptIgnored != "" {
+		fmt.Fprintf(w, "exempt:      matches %q, but level encrypt is never weakened by an exemption\n", r.ExemptIgnored)
+	} else if p, ok := strings.CutPrefix(r.Exempt, "recipient "); ok {
+		fmt.Fprintf(w, "exempt:      yes (exempt.recipients %q): mail to it is neither encrypted nor refused\n", p)
 	}
 
 	// S/MIME.
-	fmt.Fprintf(w, "owner name:  %s SMIMEA\n", name)
-	res := resolver.Lookup(ctx, name, dns.TypeSMIMEA)
+	fmt.Fprintf(w, "owner name:  %s SMIMEA\n", r.SMIMEA.Name)
+	res := r.SMIMEA.Result
 	printResult(w, res)
-	var usable []dane.Key
-	var rejected []dane.Rejected
-	if res.Status == dane.StatusSecure || res.Status == dane.StatusInsecure {
-		usable, rejected = sel.Select(addr, res.Records, now)
-	}
 	for i, rr := range res.Records {
 		s, ok := rr.(*dns.SMIMEA)
 		if !ok {
 			continue
 		}
 		fmt.Fprintf(w, "  [%d] SMIMEA %d %d %d ttl=%d\n", i+1, s.Usage, s.Selector, s.MatchingType, s.Hdr.Ttl)
-		for _, k := range usable {
+		for _, k := range r.SMIMEA.Keys {
 			if k.Record == s {
 				fmt.Fprintf(w, "      certificate: %s\n", describeCert(k.Cert))
 				fmt.Fprintf(w, "      usable: %s\n", secureOr(res.Status, "yes"))
 			}
 		}
-		for _, r := range rejected {
-			if r.Record == s {
-				fmt.Fprintf(w, "      usable: no: %s\n", r.Reason)
+		for _, rj := range r.SMIMEA.Rejected {
+			if rj.Record == s {
+				fmt.Fprintf(w, "      usable: no: %s\n", rj.Reason)
 			}
 		}
 	}
-	if res.Status != dane.StatusSecure {
-		usable = nil
-	}
 
 	// OpenPGP.
-	var pgpRes *dane.Result
-	var pgpUsable []openpgp.Key
-	if *cfg.OpenPGP.Enabled {
-		pname, _ := dane.OPENPGPKEYName(addr, cfg.DNS.LowercaseLocalPart)
-		fmt.Fprintf(w, "owner name:  %s OPENPGPKEY\n", pname)
-		pr := resolver.Lookup(ctx, pname, dns.TypeOPENPGPKEY)
-		pgpRes = &pr
-		printResult(w, pr)
-		var prej []openpgp.Rejected
-		if pr.Status == dane.StatusSecure || pr.Status == dane.StatusInsecure {
-			pgpUsable, prej = openpgp.SelectKeys(addr, pr.Records, now)
-		}
-		for i, rr := range pr.Records {
+	if l := r.OPENPGPKEY; l != nil {
+		fmt.Fprintf(w, "owner name:  %s OPENPGPKEY\n", l.Name)
+		printResult(w, l.Result)
+		for i, rr := range l.Result.Records {
 			p, ok := rr.(*dns.OPENPGPKEY)
 			if !ok {
 				continue
 			}
 			fmt.Fprintf(w, "  [%d] OPENPGPKEY ttl=%d\n", i+1, p.Hdr.Ttl)
-			for _, k := range pgpUsable {
+			for _, k := range l.Keys {
 				if k.Record == p {
 					fmt.Fprintf(w, "      key: %s %s\n", k.Fingerprint, k.Algorithm)
-					fmt.Fprintf(w, "      usable: %s\n", secureOr(pr.Status, "yes"))
+					fmt.Fprintf(w, "      usable: %s\n", secureOr(l.Result.Status, "yes"))
 				}
 			}
-			for _, r := range prej {
-				if r.Record == p {
-					fmt.Fprintf(w, "      usable: no: %s\n", r.Reason)
+			for _, rj := range l.Rejected {
+				if rj.Record == p {
+					fmt.Fprintf(w, "      usable: no: %s\n", rj.Reason)
 				}
 			}
-		}
-		if pr.Status != dane.StatusSecure {
-			pgpUsable = nil
 		}
 	}
 
-	outcome := milter.Outcome(res, len(usable), pgpRes, len(pgpUsable))
-	d := policy.Decide(match.Level, outcome)
-	if exempt != "" {
-		d = policy.Decision{Action: policy.Plain, Reason: "exempt"}
+	// The decision the level gives; a per-entry dry run only logs it.
+	d := r.Decision
+	if r.DryRun {
+		d = r.Would
 	}
-	if cfg.IsLocal(domain) {
-		d = policy.Decision{Action: policy.Plain, Reason: "local recipient"}
-	}
-	fmt.Fprintf(w, "outcome:     %s\n", outcome)
+	fmt.Fprintf(w, "outcome:     %s\n", r.Outcome)
 	switch d.Action {
 	case policy.Reject, policy.TempFail:
 		fmt.Fprintf(w, "decision:    %s at RCPT TO: %s\n", d.Action, d.Reply)
 	case policy.Encrypt:
-		format := "S/MIME"
-		if len(usable) == 0 || (len(pgpUsable) > 0 && cfg.PreferOpenPGP(domain)) {
-			format = "PGP/MIME"
-		}
-		cipher := cfg.Cipher
-		if c, ok := cfg.CipherFor(domain); ok {
-			cipher = c
-		}
-		if format == "S/MIME" {
-			fmt.Fprintf(w, "decision:    encrypt as S/MIME (%s) to %d certificate(s); %s\n", cipher, len(usable), d.Reason)
+		if r.Formats(preferFunc(cfg)(addr))[0] == policy.FormatSMIME {
+			cipher := cfg.Cipher
+			if c, ok := cfg.CipherFor(r.Domain); ok {
+				cipher = c
+			}
+			fmt.Fprintf(w, "decision:    encrypt as S/MIME (%s) to %d certificate(s); %s\n", cipher, len(r.SMIMEA.Usable()), d.Reason)
 		} else {
-			fmt.Fprintf(w, "decision:    encrypt as PGP/MIME to %d key(s); %s\n", len(pgpUsable), d.Reason)
+			fmt.Fprintf(w, "decision:    encrypt as PGP/MIME to %d key(s); %s\n", len(r.OPENPGPKEY.Usable()), d.Reason)
 		}
 	default:
 		fmt.Fprintf(w, "decision:    send in clear (%s)\n", d.Reason)
 	}
-	if match.DryRun || cfg.DryRun {
+	if r.Match.DryRun || cfg.DryRun {
 		fmt.Fprintf(w, "dry run:     yes: the message would pass unchanged, with an %s: dry-run header\n", milter.TraceHeader)
 	}
-	if len(usable) > 0 || len(pgpUsable) > 0 {
+	if r.Has(policy.FormatSMIME) || r.Has(policy.FormatOpenPGP) {
 		return 0
 	}
 	return 1

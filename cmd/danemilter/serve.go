@@ -15,6 +15,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/danemilter/danemilter/config"
+	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/safefile"
@@ -55,33 +56,7 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	if cfg.ReinjectAddress != "" {
 		reinjector = &milter.SMTPReinjector{Addr: cfg.ReinjectAddress, Helo: cfg.Reinject.Helo, Timeout: time.Duration(cfg.Reinject.Timeout)}
 	}
-	srv, err := milter.NewServer(milter.Options{
-		Logger:             logger,
-		Resolver:           resolver,
-		Levels:             levels,
-		Exemptions:         cfg.Exemptions,
-		Reinjector:         reinjector,
-		RcptWait:           time.Duration(*cfg.Timeouts.Rcpt),
-		Selector:           selector,
-		SMIME:              smime.Options{Cipher: cfg.Cipher, RSAOAEP: cfg.SMIME.RSAOAEP, UseSKI: cfg.SMIME.UseSKI},
-		CipherFor:          cfg.CipherFor,
-		OpenPGP:            *cfg.OpenPGP.Enabled,
-		Prefer:             preferFunc(cfg),
-		ProtectHeaders:     cfg.OpenPGP.ProtectHeaders,
-		IsLocal:            cfg.IsLocal,
-		LowercaseLocalPart: cfg.DNS.LowercaseLocalPart,
-		MaxMessageSize:     int64(cfg.MaxMessageSize),
-		MaxEncryptedSize:   maxEncryptedSize(cfg),
-		MemoryThreshold:    int64(cfg.MemoryThreshold),
-		SpoolDir:           cfg.SpoolDir,
-		MessageTimeout:     time.Duration(cfg.Timeouts.Message),
-		DryRun:             cfg.DryRun,
-		MaxPacketSize:      int64(cfg.Limits.MaxPacket),
-		MaxConnections:     cfg.Limits.MaxConnections,
-		MemoryBudget:       int64(cfg.Limits.MemoryBudget),
-		IdleTimeout:        time.Duration(cfg.Timeouts.Idle),
-		PacketTimeout:      time.Duration(cfg.Timeouts.Packet),
-	})
+	srv, err := milter.NewServer(daemonOptions(cfg, logger, resolver, levels, selector, reinjector))
 	if err != nil {
 		return err
 	}
@@ -182,4 +157,36 @@ func maxEncryptedSize(cfg *config.Config) int64 {
 		return -1
 	}
 	return int64(*cfg.MaxEncryptedSize)
+}
+
+// daemonOptions are the milter options the daemon runs with; the test that
+// compares `danemilter lookup` with the daemon uses them too.
+func daemonOptions(cfg *config.Config, logger *slog.Logger, resolver dane.Resolver, levels policy.Source, selector *dane.Selector, reinjector milter.Reinjector) milter.Options {
+	return milter.Options{
+		Logger:             logger,
+		Resolver:           resolver,
+		Levels:             levels,
+		Exemptions:         cfg.Exemptions,
+		Reinjector:         reinjector,
+		RcptWait:           time.Duration(*cfg.Timeouts.Rcpt),
+		Selector:           selector,
+		SMIME:              smime.Options{Cipher: cfg.Cipher, RSAOAEP: cfg.SMIME.RSAOAEP, UseSKI: cfg.SMIME.UseSKI},
+		CipherFor:          cfg.CipherFor,
+		OpenPGP:            *cfg.OpenPGP.Enabled,
+		Prefer:             preferFunc(cfg),
+		ProtectHeaders:     cfg.OpenPGP.ProtectHeaders,
+		IsLocal:            cfg.IsLocal,
+		LowercaseLocalPart: cfg.DNS.LowercaseLocalPart,
+		MaxMessageSize:     int64(cfg.MaxMessageSize),
+		MaxEncryptedSize:   maxEncryptedSize(cfg),
+		MemoryThreshold:    int64(cfg.MemoryThreshold),
+		SpoolDir:           cfg.SpoolDir,
+		MessageTimeout:     time.Duration(cfg.Timeouts.Message),
+		DryRun:             cfg.DryRun,
+		MaxPacketSize:      int64(cfg.Limits.MaxPacket),
+		MaxConnections:     cfg.Limits.MaxConnections,
+		MemoryBudget:       int64(cfg.Limits.MemoryBudget),
+		IdleTimeout:        time.Duration(cfg.Timeouts.Idle),
+		PacketTimeout:      time.Duration(cfg.Timeouts.Packet),
+	}
 }
