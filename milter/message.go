@@ -82,7 +82,7 @@ func (h *handler) end() {
 
 // headerValue returns the first value of the named header, without the
 // leading space.
-func (h *handler) headerValue(name string, leadSpace bool) string {
+func (h *handler) headerValue(name string) string {
 	for _, f := range h.headers {
 		if strings.EqualFold(f.name, name) {
 			return strings.TrimSpace(f.value)

@@ -81,7 +81,7 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	// otherwise be encrypted to (README "Already-encrypted mail"); else it
 	// is encrypted like any other message, again if it was already.
 	sealedAll := false
-	if ctype := h.headerValue("Content-Type", leadSpace); mimeentity.IsEncrypted(ctype) && anyEncrypt(vs) {
+	if ctype := h.headerValue("Content-Type"); mimeentity.IsEncrypted(ctype) && anyEncrypt(vs) {
 		seal, err := h.inspectEncrypted(ctype)
 		if err != nil {
 			log.Warn("Content-Type says encrypted but the body is not one complete encrypted message; encrypting it like any other",

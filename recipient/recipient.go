@@ -49,41 +49,31 @@ type Config struct {
 	Now    func() time.Time
 }
 
-// SMIMEA is the SMIMEA lookup of a recipient.
-type SMIMEA struct {
-	Name   string
-	Result dane.Result
-	// Keys and Rejected are the selection from Result's records, made
-	// when the answer is secure or insecure; see Usable.
-	Keys     []dane.Key
-	Rejected []dane.Rejected
-}
-
-// Usable returns the keys that may be encrypted to: none unless the answer
-// is DNSSEC-secure.
-func (l *SMIMEA) Usable() []dane.Key {
-	if l.Result.Status != dane.StatusSecure {
-		return nil
-	}
-	return l.Keys
-}
-
-// OPENPGPKEY is the OPENPGPKEY lookup of a recipient.
-type OPENPGPKEY struct {
+// Lookup is one record type's lookup of a recipient: the owner name, the
+// answer, and the keys of type K selected from its records (with the
+// records of type R that were not), made when the answer is secure or
+// insecure; see Usable.
+type Lookup[K, R any] struct {
 	Name     string
 	Result   dane.Result
-	Keys     []openpgp.Key
-	Rejected []openpgp.Rejected
+	Keys     []K
+	Rejected []R
 }
 
 // Usable returns the keys that may be encrypted to: none unless the answer
-// is DNSSEC-secure.
-func (l *OPENPGPKEY) Usable() []openpgp.Key {
+// is DNSSEC-secure (RFC 8162 §6, RFC 7929 §7).
+func (l *Lookup[K, R]) Usable() []K {
 	if l.Result.Status != dane.StatusSecure {
 		return nil
 	}
 	return l.Keys
 }
+
+// SMIMEA is the SMIMEA lookup (RFC 8162).
+type SMIMEA = Lookup[dane.Key, dane.Rejected]
+
+// OPENPGPKEY is the OPENPGPKEY lookup (RFC 7929).
+type OPENPGPKEY = Lookup[openpgp.Key, openpgp.Rejected]
 
 // Recipient is everything danemilter knows and decides about one recipient.
 // Its slices and lookups are shared, not copied: treat a Recipient as

@@ -5,13 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -42,14 +38,7 @@ func TestLookupAgreesWithDaemon(t *testing.T) {
 	fake := &dane.Fake{}
 	outcomes := map[string]func(addr, name string){
 		"usable": func(addr, name string) {
-			tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: addr}, EmailAddresses: []string{addr},
-				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageKeyEncipherment}
-			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fake.Set(name, dns.TypeSMIMEA, dane.Result{Status: dane.StatusSecure, TTL: time.Minute, Records: []dns.RR{
-				&dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 60}, Usage: 3, Certificate: hex.EncodeToString(der)}}})
+			fake.Set(name, dns.TypeSMIMEA, dane.Result{Status: dane.StatusSecure, TTL: time.Minute, Records: []dns.RR{testSMIMEA(t, key, name, addr)}})
 		},
 		"nokey":    func(string, string) {}, // the fake proves there is no record
 		"insecure": func(_, name string) { fake.SetStatus(name, dns.TypeSMIMEA, dane.StatusInsecure, nil) },

@@ -21,23 +21,30 @@ import (
 	"github.com/danemilter/danemilter/dane"
 )
 
+// testSMIMEA is an SMIMEA record (usage 3, DANE-EE) at name with a
+// self-signed certificate for addr.
+func testSMIMEA(t *testing.T, key *rsa.PrivateKey, name, addr string) *dns.SMIMEA {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: addr}, EmailAddresses: []string{addr},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageKeyEncipherment}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 60}, Usage: 3, Certificate: hex.EncodeToString(der)}
+}
+
 func TestLookupExplains(t *testing.T) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "alice"},
-		EmailAddresses: []string{"alice@partner.example"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageKeyEncipherment}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake := &dane.Fake{}
 	name, _ := dane.SMIMEAName("alice@partner.example", false)
+	broken := testSMIMEA(t, key, name, "alice@partner.example")
+	broken.Certificate = "00"
 	fake.Set(name, dns.TypeSMIMEA, dane.Result{Status: dane.StatusSecure, TTL: time.Minute, Records: []dns.RR{
-		&dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 60}, Usage: 3, Certificate: hex.EncodeToString(der)},
-		&dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 60}, Usage: 3, Certificate: "00"},
+		testSMIMEA(t, key, name, "alice@partner.example"), broken,
 	}})
 	name, _ = dane.SMIMEAName("b@bogus.example", false)
 	fake.SetStatus(name, dns.TypeSMIMEA, dane.StatusBogus, dane.ErrBogus)
