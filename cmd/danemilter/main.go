@@ -8,8 +8,10 @@
 // each, re-injected into the MTA's milter-less listener.
 //
 // This command only wires the packages together: config loads the file,
-// dane and openpgp find the keys, smime and openpgp encrypt, policy decides,
-// milter talks to the MTA.
+// dane and openpgp find the keys, recipient evaluates each recipient (the
+// daemon acts on that value and `danemilter lookup` prints it), policy
+// decides the message's plan, reply names every SMTP reply, smime and
+// openpgp encrypt, milter talks to the MTA.
 //
 // Usage:
 //
