@@ -139,7 +139,12 @@ func listen(cfg *config.Config) (net.Listener, error) {
 			return nil, fmt.Errorf("listen %s: remove stale socket: %w", cfg.Address, err)
 		}
 	}
+	// The umask makes the socket appear with its mode already right (no
+	// moment in which it has the default one); the Chmod below then sets
+	// the exact bits. Nothing else creates files at start-up.
+	old := syscall.Umask(int(0o777 &^ cfg.FileMode.Perm()))
 	ln, err := net.Listen("unix", cfg.Address)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, err
 	}
