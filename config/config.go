@@ -26,6 +26,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/danemilter/danemilter/address"
+	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/safefile"
 	"github.com/danemilter/danemilter/smime"
@@ -326,13 +327,13 @@ func ParseByteSize(s string) (ByteSize, error) {
 const (
 	DefaultListen         = "inet:127.0.0.1:10025"
 	DefaultSocketMode     = "0660"
-	DefaultMaxMessageSize = 64 << 20
+	DefaultMaxMessageSize = milter.DefaultMaxMessageSize
 	// DefaultMaxEncryptedSize is Postfix's default message_size_limit.
-	DefaultMaxEncryptedSize = 10_240_000
-	DefaultMemoryThreshold  = 1 << 20
+	DefaultMaxEncryptedSize = milter.DefaultMaxEncryptedSize
+	DefaultMemoryThreshold  = milter.DefaultMemoryThreshold
 	DefaultDNSTimeout       = 5 * time.Second
 	DefaultCacheSize        = 10000
-	DefaultMessageTimeout   = 120 * time.Second
+	DefaultMessageTimeout   = milter.DefaultMessageTimeout
 	DefaultShutdownTimeout  = 30 * time.Second
 	DefaultRcptTimeout      = time.Second
 	DefaultReinjectTimeout  = 60 * time.Second
@@ -341,11 +342,11 @@ const (
 
 // Defaults of [limits], timeouts.idle and timeouts.packet.
 const (
-	DefaultIdleTimeout    = time.Hour
-	DefaultPacketTimeout  = 30 * time.Second
-	DefaultMaxPacket      = 1 << 20
-	DefaultMaxConnections = 512
-	DefaultMemoryBudget   = 64 << 20
+	DefaultIdleTimeout    = milter.DefaultIdleTimeout
+	DefaultPacketTimeout  = milter.DefaultPacketTimeout
+	DefaultMaxPacket      = milter.DefaultMaxPacket
+	DefaultMaxConnections = milter.DefaultMaxConnections
+	DefaultMemoryBudget   = milter.DefaultMemoryBudget
 )
 
 // Load reads, parses and validates the file at path. Errors wrap ErrInvalid

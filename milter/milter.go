@@ -168,6 +168,19 @@ type Options struct {
 	recipients *recipient.Config // how a recipient is evaluated, from the fields above
 }
 
+// The defaults of Options, which the config package's documented defaults
+// are (one place for each number).
+const (
+	DefaultMaxMessageSize  = 64 << 20
+	DefaultMemoryThreshold = 1 << 20
+	DefaultMessageTimeout  = 120 * time.Second
+	DefaultMaxPacket       = 1 << 20
+	DefaultMaxConnections  = 512
+	DefaultIdleTimeout     = time.Hour
+	DefaultPacketTimeout   = 30 * time.Second
+	DefaultMemoryBudget    = 64 << 20
+)
+
 func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -176,16 +189,16 @@ func (o *Options) defaults() {
 		o.IsLocal = func(string) bool { return false }
 	}
 	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = 64 << 20
+		o.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if o.MaxEncryptedSize == 0 {
 		o.MaxEncryptedSize = DefaultMaxEncryptedSize
 	}
 	if o.MemoryThreshold <= 0 {
-		o.MemoryThreshold = 1 << 20
+		o.MemoryThreshold = DefaultMemoryThreshold
 	}
 	if o.MessageTimeout <= 0 {
-		o.MessageTimeout = 120 * time.Second
+		o.MessageTimeout = DefaultMessageTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -197,19 +210,19 @@ func (o *Options) defaults() {
 		o.Prefer = func(string) Format { return FormatSMIME }
 	}
 	if o.MaxPacketSize <= 0 {
-		o.MaxPacketSize = 1 << 20
+		o.MaxPacketSize = DefaultMaxPacket
 	}
 	if o.MaxConnections <= 0 {
-		o.MaxConnections = 512
+		o.MaxConnections = DefaultMaxConnections
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = time.Hour
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	if o.PacketTimeout <= 0 {
-		o.PacketTimeout = 30 * time.Second
+		o.PacketTimeout = DefaultPacketTimeout
 	}
 	if o.MemoryBudget <= 0 {
-		o.MemoryBudget = 64 << 20
+		o.MemoryBudget = DefaultMemoryBudget
 	}
 	o.recipients = &recipient.Config{Logger: o.Logger, Resolver: o.Resolver, Selector: o.Selector, Levels: o.Levels,
 		Exemptions: o.Exemptions, IsLocal: o.IsLocal, LowercaseLocalPart: o.LowercaseLocalPart, OpenPGP: o.OpenPGP,
