@@ -350,11 +350,10 @@ func splitSigned(entity []byte) (signed, sig []byte, micalg string, err error) {
 }
 
 // readSignatures reads the signature packets of the signature part, armored
-// (RFC 3156 §2 requires armor) or binary. The armor's CRC-24 line is not
-// checked (go-crypto follows RFC 9580 §6.1, which makes it optional and
-// without security value): a damaged armor that still parses is judged by
-// the signature, as Thunderbird (RNP) judges it, where GnuPG 2.2 refuses the
-// armor.
+// (RFC 3156 §2 requires armor) or binary. go-crypto's armor reader does not
+// check the CRC-24 line: a damaged armor that still parses is judged by the
+// signature (bad), as Thunderbird judges it, where GnuPG 2.2 rejects the
+// armor (no data). Not valid either way.
 func readSignatures(b []byte) ([]*packet.Signature, error) {
 	var r io.Reader = bytes.NewReader(b)
 	if t := bytes.TrimLeft(b, " \t\r\n"); bytes.HasPrefix(t, []byte("-----BEGIN ")) {

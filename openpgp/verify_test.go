@@ -40,7 +40,7 @@ func wrapSigned(micalg, content string, sig []byte) []byte {
 }
 
 // goSign makes an armored detached signature of content with go-crypto.
-func goSign(t *testing.T, e *pgp.Entity, content string, text bool, cfg *packet.Config) []byte {
+func goSign(t testing.TB, e *pgp.Entity, content string, text bool, cfg *packet.Config) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	sign := pgp.ArmoredDetachSign
@@ -56,7 +56,7 @@ func goSign(t *testing.T, e *pgp.Entity, content string, text bool, cfg *packet.
 // rawSign signs content with e's primary key at time at without asking
 // whether the key may sign then (go-crypto's DetachSign refuses expired
 // and revoked keys), as a forger or a careless implementation would.
-func rawSign(t *testing.T, e *pgp.Entity, content string, at time.Time) []byte {
+func rawSign(t testing.TB, e *pgp.Entity, content string, at time.Time) []byte {
 	t.Helper()
 	pk := e.PrimaryKey
 	sig := &packet.Signature{Version: pk.Version, SigType: packet.SigTypeBinary, PubKeyAlgo: pk.PubKeyAlgo,
