@@ -162,7 +162,9 @@ func splitEntity(entity []byte) (textproto.MIMEHeader, []byte, error) {
 // splitMultipart cuts a multipart body into its body parts on the raw
 // octets (RFC 2046 §5.1.1): a part runs from after its delimiter line to
 // before the line break that precedes the next delimiter. The preamble and
-// epilogue are dropped. A body without a close delimiter is malformed.
+// epilogue are dropped. A body that ends without its close delimiter ends
+// its last part (truncated or badly forwarded mail is common; every reader
+// takes it so); one without any delimiter is malformed.
 func splitMultipart(body []byte, boundary string) ([][]byte, error) {
 	if boundary == "" || len(boundary) > 70 { // RFC 2046 §5.1.1: 1 to 70 characters
 		return nil, malformed("multipart boundary %q", boundary)
@@ -207,7 +209,10 @@ func splitMultipart(body []byte, boundary string) ([][]byte, error) {
 		}
 		pos = next
 	}
-	return nil, malformed("multipart without close delimiter --%s--", boundary)
+	if start < 0 {
+		return nil, malformed("multipart without delimiter --%s", boundary)
+	}
+	return append(parts, body[start:]), nil
 }
 
 // decodeBody returns the body of a pkcs7 entity as its
