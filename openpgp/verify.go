@@ -185,6 +185,9 @@ func (v *Verification) check(sigs []*packet.Signature, keyring pgp.EntityList, n
 		return fmt.Errorf("%w: signature type %#02x is not a document signature", ErrBadSignature, uint8(sig.SigType))
 	}
 	if !sig.Hash.Available() {
+		if weakHash(sig.Hash) {
+			return fmt.Errorf("%w: %s (not even checked)", ErrWeakHash, hashName(sig.Hash))
+		}
 		return fmt.Errorf("%w: hash algorithm %d not supported", ErrBadSignature, sig.Hash)
 	}
 	var key *pgp.Key
@@ -216,7 +219,7 @@ func (v *Verification) check(sigs []*packet.Signature, keyring pgp.EntityList, n
 	if weakHash(sig.Hash) {
 		return fmt.Errorf("%w: %s", ErrWeakHash, hashName(sig.Hash))
 	}
-	if want := "pgp-" + strings.ToLower(strings.ReplaceAll(hashName(sig.Hash), "-", "")); !strings.EqualFold(v.MICAlg, want) {
+	if want := "pgp-" + strings.ToLower(hashName(sig.Hash)); !strings.EqualFold(v.MICAlg, want) {
 		if v.MICAlg == "" {
 			return fmt.Errorf("%w: no micalg parameter, signature uses %s", ErrMICAlg, want)
 		}

@@ -58,28 +58,7 @@ func goSign(t testing.TB, e *pgp.Entity, content string, text bool, cfg *packet.
 // and revoked keys), as a forger or a careless implementation would.
 func rawSign(t testing.TB, e *pgp.Entity, content string, at time.Time) []byte {
 	t.Helper()
-	pk := e.PrimaryKey
-	sig := &packet.Signature{Version: pk.Version, SigType: packet.SigTypeBinary, PubKeyAlgo: pk.PubKeyAlgo,
-		Hash: crypto.SHA256, CreationTime: at, IssuerKeyId: &pk.KeyId, IssuerKeyVersion: uint8(pk.Version),
-		IssuerFingerprint: pk.Fingerprint}
-	h, err := sig.PrepareSign(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Write([]byte(content))
-	if err := sig.Sign(h, e.PrivateKey, nil); err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	w, err := armor.Encode(&b, "PGP SIGNATURE", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sig.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	return b.Bytes()
+	return rawSignWith(t, e.PrivateKey, content, at)
 }
 
 // gpgSigner is a GnuPG key made in a fresh home, its public key read by
@@ -427,4 +406,65 @@ func encodeB64Lines(b []byte) string {
 	}
 	out.WriteString(s)
 	return out.String()
+}
+
+// TestVerifyMIMESubkey: a signature by a signing subkey names the subkey as
+// the signing key and the primary key as the signer; once the subkey is
+// revoked (superseded), later signatures by it fail, earlier ones stand.
+func TestVerifyMIMESubkey(t *testing.T) {
+	now := time.Now()
+	born := now.Add(-10 * 24 * time.Hour)
+	at := func(t0 time.Time) *packet.Config { return &packet.Config{Time: func() time.Time { return t0 }} }
+	e := newKey(t, kindCv25519, "sub@example.org", at(born))
+	if err := e.AddSigningSubkey(at(born)); err != nil {
+		t.Fatal(err)
+	}
+	var sub *pgp.Subkey
+	for i := range e.Subkeys {
+		if e.Subkeys[i].Sig.FlagSign {
+			sub = &e.Subkeys[i]
+		}
+	}
+	if sub == nil {
+		t.Fatal("no signing subkey")
+	}
+	early := wrapSigned("pgp-sha256", signedContent, goSign(t, e, signedContent, false, at(born.Add(24*time.Hour))))
+	v := VerifyMIME(early, pgp.EntityList{e}, now)
+	wantErr(t, v, nil)
+	if v.KeyID != sub.PublicKey.KeyId || v.Fingerprint != fingerprint(e) || v.SigningKeyFingerprint == v.Fingerprint {
+		t.Fatalf("key ID %016X fingerprint %s signing key %s", v.KeyID, v.Fingerprint, v.SigningKeyFingerprint)
+	}
+	if err := e.RevokeSubkey(sub, packet.KeySuperseded, "rotated", at(born.Add(5*24*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, VerifyMIME(early, pgp.EntityList{e}, now), nil)
+	late := wrapSigned("pgp-sha256", signedContent, rawSignWith(t, sub.PrivateKey, signedContent, born.Add(6*24*time.Hour)))
+	wantErr(t, VerifyMIME(late, pgp.EntityList{e}, now), ErrSignerKey)
+}
+
+// rawSignWith is rawSign with a given (sub)key.
+func rawSignWith(t testing.TB, priv *packet.PrivateKey, content string, at time.Time) []byte {
+	t.Helper()
+	pk := &priv.PublicKey
+	sig := &packet.Signature{Version: pk.Version, SigType: packet.SigTypeBinary, PubKeyAlgo: pk.PubKeyAlgo,
+		Hash: crypto.SHA256, CreationTime: at, IssuerKeyId: &pk.KeyId, IssuerKeyVersion: uint8(pk.Version),
+		IssuerFingerprint: pk.Fingerprint}
+	h, err := sig.PrepareSign(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Write([]byte(content))
+	if err := sig.Sign(h, priv, nil); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, "PGP SIGNATURE", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sig.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	return b.Bytes()
 }
