@@ -243,11 +243,9 @@ func signerKeyValid(key *pgp.Key, sig *packet.Signature, now time.Time) error {
 		return fmt.Errorf("%w: signature expired", ErrSignerKey)
 	case t.Before(key.PublicKey.CreationTime):
 		return fmt.Errorf("%w: signature (%s) older than its key (%s)", ErrSignerKey, stamp(t), stamp(key.PublicKey.CreationTime))
-	// go-crypto's Revoked(t) counts revocations made before t, and a
-	// key-compromise revocation whenever it was made.
-	case e.Revoked(t):
+	case revokedAt(e.Revocations, t):
 		return fmt.Errorf("%w: primary key %s revoked", ErrSignerKey, fingerprint(e))
-	case bySubkey && key.Revoked(t):
+	case bySubkey && revokedAt(key.Revocations, t):
 		return fmt.Errorf("%w: signing subkey %016X revoked", ErrSignerKey, key.PublicKey.KeyId)
 	case primaryID != nil && primaryID.Revoked(t):
 		return fmt.Errorf("%w: primary user ID revoked", ErrSignerKey)
@@ -263,6 +261,23 @@ func signerKeyValid(key *pgp.Key, sig *packet.Signature, now time.Time) error {
 		return fmt.Errorf("%w: signing subkey %016X has no back-signature", ErrSignerKey, key.PublicKey.KeyId) // RFC 9580 §5.2.3.34
 	}
 	return nil
+}
+
+// revokedAt reports whether revs revoke a key for a signature made at t. A
+// soft revocation (key superseded or retired) counts from its creation
+// time on; any other, a compromised key or no reason given, is a hard
+// revocation and counts for every signature, made before it or after (RFC
+// 9580 §5.2.3.31). go-crypto's Revoked treats only "compromised" as hard.
+func revokedAt(revs []*packet.Signature, t time.Time) bool {
+	for _, r := range revs {
+		if r.RevocationReason == nil || (*r.RevocationReason != packet.KeySuperseded && *r.RevocationReason != packet.KeyRetired) {
+			return true
+		}
+		if !r.CreationTime.After(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // weakHash reports hash algorithms whose signatures never pass: collisions

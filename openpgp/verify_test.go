@@ -302,6 +302,21 @@ func TestVerifyMIMEKeyValidity(t *testing.T) {
 	}
 	wantErr(t, VerifyMIME(early, pgp.EntityList{cmp}, now), ErrSignerKey)
 
+	// No reason given is a hard revocation too (RFC 9580 §5.2.3.31).
+	nr := newKey(t, kindCv25519, "nr@example.org", &packet.Config{Time: func() time.Time { return born }})
+	nrEarly := wrapSigned("pgp-sha256", signedContent, goSign(t, nr, signedContent, false, at(born.Add(24*time.Hour))))
+	if err := nr.RevokeKey(packet.NoReason, "", at(born.Add(20*24*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, VerifyMIME(nrEarly, pgp.EntityList{nr}, now), ErrSignerKey)
+	// Retired: soft, like superseded.
+	rt := newKey(t, kindCv25519, "rt@example.org", &packet.Config{Time: func() time.Time { return born }})
+	rtEarly := wrapSigned("pgp-sha256", signedContent, goSign(t, rt, signedContent, false, at(born.Add(24*time.Hour))))
+	if err := rt.RevokeKey(packet.KeyRetired, "", at(born.Add(20*24*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, VerifyMIME(rtEarly, pgp.EntityList{rt}, now), nil)
+
 	// A signature from the future.
 	e := newKey(t, kindCv25519, "sender@example.org", nil)
 	future := wrapSigned("pgp-sha256", signedContent, rawSign(t, e, signedContent, now.Add(time.Hour)))
