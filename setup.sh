@@ -13,6 +13,7 @@ pkgs=(
   miltertest    # milter protocol conformance scripts
   dnsutils      # dig, for diagnostics
   ca-certificates
+  python3-cryptography-vectors  # NIST PKITS S/MIME messages: smime TestVerifyPKITS
   # Shared libraries of Sendmail 8.17, which the tests run from its extracted
   # packages (see prepare_sendmail below), and unshare for its private
   # /etc/hosts and resolv.conf.

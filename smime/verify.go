@@ -151,8 +151,15 @@ type SignerResult struct {
 	// ErrUnsupportedAlgorithm or ErrMalformed with detail.
 	Err error
 	// Certificate is the signer's certificate from SignedData's
-	// certificates, nil when none matches the SignerIdentifier.
-	Certificate *x509.Certificate
+	// certificates, nil when none matches the SignerIdentifier or when
+	// crypto/x509 refuses it (CertificateErr then says why, and the
+	// signature is still checked with the key read from CertificateDER:
+	// whether to trust such a certificate is the binding's question).
+	Certificate    *x509.Certificate
+	CertificateErr error
+	// CertificateDER is the signer's certificate as the message carries
+	// it, nil when none matches the SignerIdentifier.
+	CertificateDER []byte
 	// Digest is the digest algorithm (0 when unknown); DigestOID its
 	// identifier as written.
 	Digest    crypto.Hash
@@ -185,7 +192,8 @@ type Verification struct {
 	// the multipart/signed entity in canonical form (CRLF line ends), for
 	// FormOpaque and FormSignedData the eContent (the inner MIME entity).
 	Content []byte
-	// Certificates are every certificate SignedData carries, in order.
+	// Certificates are the certificates SignedData carries that
+	// crypto/x509 parses, in order.
 	Certificates []*x509.Certificate
 	// Signers has one result per SignerInfo, in order.
 	Signers []SignerResult
@@ -244,7 +252,12 @@ func VerifySignedData(der, detached []byte) (*Verification, error) {
 	case sd.eContent == nil:
 		return nil, malformed("detached signature without content")
 	}
-	v := &Verification{Form: FormSignedData, Content: content, Certificates: sd.certs}
+	v := &Verification{Form: FormSignedData, Content: content}
+	for _, c := range sd.certs {
+		if c.cert != nil {
+			v.Certificates = append(v.Certificates, c.cert)
+		}
+	}
 	for _, si := range sd.signerInfos {
 		v.Signers = append(v.Signers, verifySigner(si, sd, content))
 	}
@@ -255,7 +268,7 @@ func VerifySignedData(der, detached []byte) (*Verification, error) {
 type signedData struct {
 	eContentType asn1.ObjectIdentifier
 	eContent     []byte // nil when detached
-	certs        []*x509.Certificate
+	certs        []embeddedCert
 	signerInfos  []berElem
 }
 
@@ -347,8 +360,8 @@ func parseSignedData(der []byte) (*signedData, error) {
 			if !c.is(classUniversal, numSequence, true) {
 				continue
 			}
-			if cert, err := x509.ParseCertificate(c.full); err == nil {
-				sd.certs = append(sd.certs, cert)
+			if ec, err := parseEmbeddedCert(c.full); err == nil {
+				sd.certs = append(sd.certs, ec)
 			}
 		}
 		i++
@@ -412,8 +425,12 @@ func verifySigner(si berElem, sd *signedData, content []byte) (r SignerResult) {
 	}
 
 	// The signer's certificate (RFC 5652 §5.3 sid).
-	if r.Certificate, err = findSigner(sid, sd.certs); err != nil {
+	signer, err := findSigner(sid, sd.certs)
+	if err != nil {
 		return fail(StatusInvalid, err)
+	}
+	if signer != nil {
+		r.Certificate, r.CertificateErr, r.CertificateDER = signer.cert, signer.err, signer.der
 	}
 
 	// Algorithms. The digest parameters must be absent or NULL (RFC 5754
@@ -429,7 +446,7 @@ func verifySigner(si berElem, sd *signedData, content []byte) (r SignerResult) {
 	if err := r.signatureScheme(sigParams); err != nil {
 		return fail(StatusUnsupported, err)
 	}
-	if r.Certificate == nil {
+	if signer == nil {
 		return fail(StatusInvalid, ErrNoSignerCertificate)
 	}
 
@@ -452,7 +469,7 @@ func verifySigner(si berElem, sd *signedData, content []byte) (r SignerResult) {
 		signed = append([]byte{tagSet}, attrs.full[1:]...)
 	}
 
-	if err := r.checkSignature(signed, sig, sigParams); err != nil {
+	if err := r.checkSignature(signer.pub, signed, sig); err != nil {
 		return fail(StatusInvalid, err)
 	}
 	// RFC 8551 §2.1, §2.2: SHA-256 and up with RSA, RSA-PSS, ECDSA,
@@ -475,22 +492,29 @@ func digest(h crypto.Hash, b []byte) []byte {
 
 // findSigner returns the certificate a SignerIdentifier names (RFC 5652
 // §5.3, §10.2.4), nil when none does.
-func findSigner(sid berElem, certs []*x509.Certificate) (*x509.Certificate, error) {
+func findSigner(sid berElem, certs []embeddedCert) (*embeddedCert, error) {
 	switch {
 	case sid.is(classUniversal, numSequence, true): // issuerAndSerialNumber
-		for _, c := range certs {
-			ok, err := namesCert(sid, c)
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				return c, nil
+		kids, err := sid.children()
+		if err != nil {
+			return nil, err
+		}
+		if len(kids) != 2 {
+			return nil, malformed("IssuerAndSerialNumber")
+		}
+		serial, err := kids[1].bigInt()
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range certs {
+			if bytes.Equal(kids[0].full, c.rawIssuer) && serial.Cmp(c.serial) == 0 {
+				return &certs[i], nil
 			}
 		}
 	case sid.is(classContext, 0, false): // [0] subjectKeyIdentifier
-		for _, c := range certs {
-			if namesSKI(sid.content, c) {
-				return c, nil
+		for i, c := range certs {
+			if c.cert != nil && namesSKI(sid.content, c.cert) {
+				return &certs[i], nil
 			}
 		}
 	default:
@@ -616,8 +640,7 @@ func (r *SignerResult) checkAttributes(attrs berElem, eContentType asn1.ObjectId
 }
 
 // checkSignature verifies sig over signed with the signer's public key.
-func (r *SignerResult) checkSignature(signed, sig []byte, params *berElem) error {
-	pub := r.Certificate.PublicKey
+func (r *SignerResult) checkSignature(pub crypto.PublicKey, signed, sig []byte) error {
 	bad := func(detail string) error { return fmt.Errorf("%w: %s", ErrBadSignature, detail) }
 	switch r.Signature {
 	case SigRSAPKCS1v15, SigRSAPSS:
@@ -807,4 +830,64 @@ func oidAttrMessageDigest() asn1.ObjectIdentifier {
 }
 func oidAttrSigningTime() asn1.ObjectIdentifier {
 	return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5} // RFC 5652 §11.3
+}
+
+// embeddedCert is a certificate from SignedData's certificates: parsed by
+// crypto/x509 when it can, else read just far enough to name and verify
+// the signer (issuer, serial number and public key). crypto/x509 refuses
+// some certificates OpenSSL reads (a negative serial number, some CRL
+// distribution point forms, as in PKITS); the signature question does not
+// depend on them.
+type embeddedCert struct {
+	der       []byte
+	cert      *x509.Certificate // nil when crypto/x509 refuses it
+	err       error             // why crypto/x509 refused it
+	rawIssuer []byte
+	serial    *big.Int
+	pub       crypto.PublicKey
+}
+
+// parseEmbeddedCert reads a Certificate (RFC 5280 §4.1).
+func parseEmbeddedCert(der []byte) (embeddedCert, error) {
+	c := embeddedCert{der: der}
+	if cert, err := x509.ParseCertificate(der); err == nil {
+		c.cert, c.rawIssuer, c.serial, c.pub = cert, cert.RawIssuer, cert.SerialNumber, cert.PublicKey
+		return c, nil
+	} else {
+		c.err = err
+	}
+	// Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
+	// signatureValue }; TBSCertificate ::= SEQUENCE { [0] version
+	// OPTIONAL, serialNumber, signature, issuer, validity, subject,
+	// subjectPublicKeyInfo, ... } (RFC 5280 §4.1).
+	var cert struct {
+		TBS asn1.RawValue
+		Alg asn1.RawValue
+		Sig asn1.BitString
+	}
+	if rest, err := asn1.Unmarshal(der, &cert); err != nil || len(rest) != 0 {
+		return c, malformed("certificate: %v", err)
+	}
+	tbs, _, err := parseBER(cert.TBS.FullBytes, 0)
+	if err != nil {
+		return c, err
+	}
+	f, err := tbs.children()
+	if err != nil {
+		return c, err
+	}
+	if len(f) > 0 && f[0].is(classContext, 0, true) {
+		f = f[1:]
+	}
+	if len(f) < 6 {
+		return c, malformed("TBSCertificate")
+	}
+	if c.serial, err = f[0].bigInt(); err != nil {
+		return c, err
+	}
+	c.rawIssuer = f[2].full
+	if c.pub, err = x509.ParsePKIXPublicKey(f[5].full); err != nil {
+		return c, malformed("subjectPublicKeyInfo: %v", err)
+	}
+	return c, nil
 }
