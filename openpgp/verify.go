@@ -336,8 +336,8 @@ func splitSigned(entity []byte) (signed, sig []byte, micalg string, err error) {
 		return nil, nil, "", fmt.Errorf("%w: multipart/signed with protocol %q", ErrNotSigned, p)
 	}
 	boundary := params["boundary"]
-	if boundary == "" || len(boundary) > 70 { // RFC 2046 §5.1.1
-		return nil, nil, "", fmt.Errorf("%w: missing or invalid boundary", ErrMalformedSignature)
+	if boundary == "" { // RFC 2046 §5.1.1 (its 70-character limit is not enforced: readers accept longer ones)
+		return nil, nil, "", fmt.Errorf("%w: no boundary parameter", ErrMalformedSignature)
 	}
 	parts, err := splitParts(body, boundary)
 	if err != nil {
