@@ -166,7 +166,10 @@ func splitEntity(entity []byte) (textproto.MIMEHeader, []byte, error) {
 // its last part (truncated or badly forwarded mail is common; every reader
 // takes it so); one without any delimiter is malformed.
 func splitMultipart(body []byte, boundary string) ([][]byte, error) {
-	if boundary == "" || len(boundary) > 70 { // RFC 2046 §5.1.1: 1 to 70 characters
+	// RFC 2046 §5.1.1 allows 1 to 70 characters; mail readers (and
+	// OpenSSL) take longer ones, so only a line's length bounds it
+	// (RFC 5322 §2.1.1: 998).
+	if boundary == "" || len(boundary) > 990 {
 		return nil, malformed("multipart boundary %q", boundary)
 	}
 	dash := []byte("--" + boundary)
