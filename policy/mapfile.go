@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/danemilter/danemilter/safefile"
@@ -130,10 +131,27 @@ type Live struct {
 
 	cur atomic.Pointer[Table]
 
-	mu   sync.Mutex // serializes reloads
-	sum  [32]byte
-	size int64
-	mod  time.Time
+	mu     sync.Mutex // serializes reloads
+	sum    [32]byte
+	loaded fileStamp // what Watch last saw and handed to Reload
+}
+
+// fileStamp is what Watch compares: size and time catch a new content, mode
+// and owner a chmod or chown (which may make a refused file acceptable, or an
+// accepted one unsafe) that leaves size and time alone.
+type fileStamp struct {
+	size     int64
+	mod      time.Time
+	mode     os.FileMode
+	uid, gid uint32
+}
+
+func stampOf(fi os.FileInfo) fileStamp {
+	s := fileStamp{size: fi.Size(), mod: fi.ModTime(), mode: fi.Mode()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.uid, s.gid = st.Uid, st.Gid
+	}
+	return s
 }
 
 // NewLive loads path (when not "") over base. An error in the map file at
@@ -189,7 +207,7 @@ func (l *Live) Reload() (bool, error) {
 }
 
 // Watch checks the map file every interval until ctx ends and reloads it
-// when its size or time changed and then stayed the same for one more
+// when its size, time, mode or owner changed and then stayed the same for one more
 // interval (so that a file still being written is not read half-way; writing
 // a new file and renaming it over the old one is better still), and logs the
 // outcome.
@@ -199,11 +217,7 @@ func (l *Live) Watch(ctx context.Context, interval time.Duration) {
 	}
 	tk := time.NewTicker(interval)
 	defer tk.Stop()
-	type stamp struct {
-		size int64
-		mod  time.Time
-	}
-	var prev stamp
+	var prev fileStamp
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,14 +228,14 @@ func (l *Live) Watch(ctx context.Context, interval time.Duration) {
 				l.log.Error("policy map file unreadable; keeping the last good map", "file", l.path, "err", err)
 				continue
 			}
-			cur := stamp{fi.Size(), fi.ModTime()}
+			cur := stampOf(fi)
 			if cur != prev {
 				prev = cur // changed: wait until it is stable
 				continue
 			}
 			l.mu.Lock()
-			loaded := cur.size == l.size && cur.mod.Equal(l.mod)
-			l.size, l.mod = cur.size, cur.mod
+			loaded := cur == l.loaded
+			l.loaded = cur
 			l.mu.Unlock()
 			if !loaded {
 				l.ReloadAndLog("changed")

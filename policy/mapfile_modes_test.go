@@ -180,3 +180,45 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestLiveWatchChmodAlone: a map refused for its mode is loaded once the
+// operator fixes the mode, without a SIGHUP: a chmod changes neither size nor
+// time, so the watcher compares mode and owner too.
+func TestLiveWatchChmodAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.map")
+	if err := os.WriteFile(path, []byte("partner.example encrypt\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	chmodT(t, path, 0o644)
+	logs := &syncBuffer{}
+	live, err := NewLive(NewTable(LevelDane), path, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithCancel(t)
+	defer cancel()
+	go live.Watch(ctx, 10*time.Millisecond)
+	// The operator's edit, written group-writable by mistake: refused.
+	if err := os.WriteFile(path, []byte("partner.example none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	chmodT(t, path, 0o664)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "keeping the last good map") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the group-writable map was not refused; log: %s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if m := live.Lookup("a@partner.example"); m.Level != LevelEncrypt {
+		t.Fatalf("the refused map is in force: %+v", m)
+	}
+	// Fixed with chmod alone: size and time stay, the new map loads.
+	chmodT(t, path, 0o644)
+	for live.Lookup("a@partner.example").Level != LevelNone {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("the map is not loaded after chmod 0644; log: %s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
