@@ -114,7 +114,7 @@ func FoldField(name, value string) string {
 		seg := value[start:i] // after the first, it starts with its space
 		if start == 0 {
 			seg = " " + seg
-		} else if lineLen+len(seg) > 78 && lineLen > 0 && strings.Trim(seg, " ") != "" { // RFC 5322 §2.1.1: 78
+		} else if lineLen+len(seg) > 78 && lineLen > 0 && strings.TrimSpace(seg) != "" { // RFC 5322 §2.1.1: 78; §3.2.2: no line of white space only
 			b.WriteString("\r\n") // RFC 5322 §2.2.3: fold before white space
 			lineLen = 0
 		}
