@@ -152,7 +152,7 @@ func VerifyMIME(entity []byte, keyring pgp.EntityList, now time.Time) *Verificat
 		return v
 	}
 	v.MICAlg = micalg
-	v.Signed = canonicalLines(signed) // RFC 3156 §5 (1)
+	v.Signed = mimeentity.CanonicalCRLF(signed) // RFC 3156 §5 (1)
 	sigs, err := readSignatures(sigPart)
 	if err != nil {
 		v.Err = err
@@ -455,61 +455,16 @@ func headerValue(header []byte, name string) string {
 	return strings.TrimSpace(mimeentity.UnfoldValue(strings.Join(val, "")))
 }
 
-// splitParts returns the body parts of a multipart body as stored. The line
-// end before each delimiter belongs to the delimiter (RFC 2046 §5.1.1); a
-// delimiter line may carry trailing whitespace (transport padding). The
-// preamble and epilogue are dropped; a body without a closing delimiter is
-// malformed.
+// splitParts returns the body parts of a multipart body as signed
+// (mimeentity.SplitMultipart); a body without a closing delimiter is
+// malformed here.
 func splitParts(body []byte, boundary string) ([][]byte, error) {
-	dash := []byte("--" + boundary)
-	var parts [][]byte
-	start := -1 // start of the current part, -1 in the preamble
-	for off := 0; off < len(body); {
-		end := bytes.IndexByte(body[off:], '\n')
-		next := len(body)
-		if end >= 0 {
-			next = off + end + 1
-		}
-		line := bytes.TrimRight(body[off:next], "\r\n")
-		if rest, ok := bytes.CutPrefix(line, dash); ok {
-			closing := bytes.HasPrefix(rest, []byte("--"))
-			if closing {
-				rest = rest[2:]
-			}
-			if len(bytes.Trim(rest, " \t")) == 0 {
-				if start >= 0 {
-					stop := off
-					if stop > start && body[stop-1] == '\n' {
-						stop--
-						if stop > start && body[stop-1] == '\r' {
-							stop--
-						}
-					}
-					parts = append(parts, body[start:stop])
-				}
-				if closing {
-					return parts, nil
-				}
-				start = next
-			}
-		}
-		off = next
+	parts, closed, err := mimeentity.SplitMultipart(body, boundary)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrMalformedSignature, err)
+	case !closed:
+		return nil, fmt.Errorf("%w: no closing delimiter", ErrMalformedSignature)
 	}
-	if start < 0 {
-		return nil, fmt.Errorf("%w: no delimiter line for boundary %q", ErrMalformedSignature, boundary)
-	}
-	return nil, fmt.Errorf("%w: no closing delimiter", ErrMalformedSignature)
-}
-
-// canonicalLines turns every bare LF into CRLF (RFC 3156 §5 (1)); CRLF
-// stays.
-func canonicalLines(b []byte) []byte {
-	out := make([]byte, 0, len(b)+bytes.Count(b, []byte("\n")))
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	return out
+	return parts, nil
 }

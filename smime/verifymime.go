@@ -88,7 +88,7 @@ func verifyEntity(entity []byte, depth int) (*Verification, error) {
 		if err != nil {
 			return nil, err
 		}
-		content := canonicalCRLF(parts[0])
+		content := mimeentity.CanonicalCRLF(parts[0])
 		v, err := VerifySignedData(der, content)
 		if err != nil {
 			return nil, err
@@ -159,63 +159,15 @@ func splitEntity(entity []byte) (textproto.MIMEHeader, []byte, error) {
 	return h, body, nil
 }
 
-// splitMultipart cuts a multipart body into its body parts on the raw
-// octets (RFC 2046 §5.1.1): a part runs from after its delimiter line to
-// before the line break that precedes the next delimiter. The preamble and
-// epilogue are dropped. A body that ends without its close delimiter ends
-// its last part (truncated or badly forwarded mail is common; every reader
-// takes it so); one without any delimiter is malformed.
+// splitMultipart is mimeentity.SplitMultipart with this package's error; a
+// body that ends without its close delimiter ends its last part (truncated or
+// badly forwarded mail is common, and OpenSSL takes it so).
 func splitMultipart(body []byte, boundary string) ([][]byte, error) {
-	// RFC 2046 §5.1.1 allows 1 to 70 characters; mail readers (and
-	// OpenSSL) take longer ones, so only a line's length bounds it
-	// (RFC 5322 §2.1.1: 998).
-	if boundary == "" || len(boundary) > 990 {
-		return nil, malformed("multipart boundary %q", boundary)
+	parts, _, err := mimeentity.SplitMultipart(body, boundary)
+	if err != nil {
+		return nil, malformed("%v", err)
 	}
-	dash := []byte("--" + boundary)
-	var parts [][]byte
-	start := -1 // start of the current part, -1 in the preamble
-	for pos := 0; pos < len(body); {
-		end := bytes.IndexByte(body[pos:], '\n')
-		next := len(body)
-		if end >= 0 {
-			next = pos + end + 1
-		}
-		line := bytes.TrimRight(body[pos:next], "\r\n")
-		if bytes.HasPrefix(line, dash) {
-			rest := line[len(dash):]
-			closing := bytes.HasPrefix(rest, []byte("--"))
-			if closing {
-				rest = rest[2:]
-			}
-			if len(bytes.Trim(rest, " \t")) == 0 { // transport padding
-				if start >= 0 {
-					// The line break before the delimiter is the
-					// delimiter's (RFC 2046 §5.1.1).
-					stop := pos
-					if stop > start && body[stop-1] == '\n' {
-						stop--
-						if stop > start && body[stop-1] == '\r' {
-							stop--
-						}
-					}
-					if stop < start {
-						stop = start
-					}
-					parts = append(parts, body[start:stop])
-				}
-				if closing {
-					return parts, nil
-				}
-				start = next
-			}
-		}
-		pos = next
-	}
-	if start < 0 {
-		return nil, malformed("multipart without delimiter --%s", boundary)
-	}
-	return append(parts, body[start:]), nil
+	return parts, nil
 }
 
 // decodeBody returns the body of a pkcs7 entity as its
@@ -233,27 +185,4 @@ func decodeBody(h textproto.MIMEHeader, body []byte) ([]byte, error) {
 	default:
 		return nil, malformed("Content-Transfer-Encoding %s", cte)
 	}
-}
-
-// canonicalCRLF turns every bare LF into CRLF (RFC 8551 §3.1.1: the
-// canonical form of text ends lines with CRLF). Octets already in CRLF
-// form are returned unchanged.
-func canonicalCRLF(b []byte) []byte {
-	n := 0
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			n++
-		}
-	}
-	if n == 0 {
-		return b
-	}
-	out := make([]byte, 0, len(b)+n)
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	return out
 }
