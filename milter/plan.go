@@ -1,7 +1,9 @@
 package milter
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -58,9 +60,11 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	h.begin()
 	queueID := m.Get(milter.MacroQueueId)
 	log := h.opts.Logger.With("queue_id", queueID)
-	log.Debug("mta view", "milter_protocol", m.Version(), "header_leading_space", m.Protocol()&milter.OptHeaderLeadingSpace != 0,
-		"max_data_size", m.MaxDataSize(), "queue_id_at_mail", h.view.queueIDMail, "queue_id_at_rcpt", h.view.queueIDRcpt,
-		"client_port", h.view.clientPort, "local_submission", h.localSubmission, "rcpt_args", strings.Join(h.view.rcptArgs, " "))
+	if log.Enabled(context.Background(), slog.LevelDebug) { // no work per message unless asked for
+		log.Debug("mta view", "milter_protocol", m.Version(), "header_leading_space", m.Protocol()&milter.OptHeaderLeadingSpace != 0,
+			"max_data_size", m.MaxDataSize(), "queue_id_at_mail", h.view.queueIDMail, "queue_id_at_rcpt", h.view.queueIDRcpt,
+			"client_port", h.view.clientPort, "local_submission", h.localSubmission, "rcpt_args", strings.Join(h.view.rcptArgs, " "))
+	}
 
 	// Wait for every lookup; the message deadline bounds the wait, and a
 	// lookup still running at the deadline counts as indeterminate.
