@@ -89,6 +89,12 @@ type Rejected struct {
 // SelectKeys never panics on hostile data: a record on which the parser
 // panics is rejected with a reason.
 func SelectKeys(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
+	return selectKeys(addr, rrs, now, parseRecord)
+}
+
+// selectKeys is SelectKeys with the record parser given: parseRecord, or a
+// KeyCache's remembering one.
+func selectKeys(addr string, rrs []dns.RR, now time.Time, parse func(string) ([]*pgp.Entity, []string)) ([]Key, []Rejected) {
 	var keys []Key
 	var rejected []Rejected
 	seen := map[string]bool{}
@@ -102,7 +108,7 @@ func SelectKeys(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
 			rejected = append(rejected, Rejected{Record: r, Reason: "address is not usable: " + addrErr.Error()})
 			continue
 		}
-		entities, reasons := parseRecord(r.PublicKey)
+		entities, reasons := parse(r.PublicKey)
 		for _, reason := range reasons {
 			rejected = append(rejected, Rejected{Record: r, Reason: reason})
 		}

@@ -32,7 +32,9 @@ import (
 
 // Config is what evaluating a recipient needs. Levels is required; a nil
 // Exemptions exempts nothing, a nil IsLocal makes no domain local, a nil
-// Selector selects from the records alone, a nil Now is time.Now.
+// Selector selects from the records alone, a nil Now is time.Now. A Config
+// must not be copied after first use: it remembers parsed OPENPGPKEY
+// records.
 type Config struct {
 	Logger             *slog.Logger
 	Resolver           dane.Resolver
@@ -47,6 +49,11 @@ type Config struct {
 	// passes the message anyway), and a per-entry dry run adds nothing.
 	DryRun bool
 	Now    func() time.Time
+
+	// pgpKeys remembers what OPENPGPKEY records parsed to, so that a
+	// record that comes again from the DNS cache costs no self-signature
+	// verification (issue 10).
+	pgpKeys openpgp.KeyCache
 }
 
 // Lookup is one record type's lookup of a recipient: the owner name, the
@@ -206,7 +213,7 @@ func (c *Config) Lookup(ctx context.Context, r Recipient) Recipient {
 			}()
 			l.Result = c.Resolver.Lookup(ctx, l.Name, dns.TypeOPENPGPKEY)
 			if st := l.Result.Status; st == dane.StatusSecure || st == dane.StatusInsecure {
-				l.Keys, l.Rejected = openpgp.SelectKeys(r.Address, l.Result.Records, c.now())
+				l.Keys, l.Rejected = c.pgpKeys.Select(r.Address, l.Result.Records, c.now())
 			}
 		}()
 	}

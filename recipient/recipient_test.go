@@ -88,8 +88,7 @@ func TestEvaluate(t *testing.T) {
 	if !u.Unfinished || u.Outcome != policy.Indeterminate || u.Decision.Action != policy.TempFail {
 		t.Errorf("unfinished: %+v", u)
 	}
-	g := *c
-	g.DryRun = true
+	g := &Config{Resolver: c.Resolver, Levels: c.Levels, Exemptions: c.Exemptions, OpenPGP: c.OpenPGP, IsLocal: c.IsLocal, DryRun: true}
 	if r := g.Evaluate(context.Background(), "a@trial.example", ""); r.DryRun || r.Decision.Action != policy.Reject {
 		t.Errorf("global dry run: the decision stands, got %v dry=%v", r.Decision.Action, r.DryRun)
 	}
