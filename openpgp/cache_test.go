@@ -1,10 +1,13 @@
 package openpgp
 
 import (
+	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	pgp "github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/miekg/dns"
 )
@@ -108,8 +111,14 @@ func TestKeyCacheConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 20 {
-				if keys, _ := c.Select(alice, []dns.RR{rr}, time.Now()); len(keys) != 1 {
+				keys, _ := c.Select(alice, []dns.RR{rr}, time.Now())
+				if len(keys) != 1 {
 					t.Error("no key")
+					return
+				}
+				// The shared entity is only read by encryption (-race).
+				if _, err := EncryptMIME(io.Discard, strings.NewReader("Content-Type: text/plain\r\n\r\nhi\r\n"), []*pgp.Entity{keys[0].Entity}, Options{}); err != nil {
+					t.Error(err)
 					return
 				}
 			}
