@@ -107,6 +107,33 @@ func TooBigEncrypted() Reply {
 	return Reply{CodeExceededSize, "5.3.4", "message too big once encrypted"}
 }
 
+// Replies to an inbound message whose sender requires a signature
+// (policy.DecideInbound, [inbound] level require).
+
+// NotSignedBySender: the message claims a sender whose policy is require
+// and carries no valid signature bound to the sender's DNSSEC-secure
+// SMIMEA or OPENPGPKEY record (RFC 3463 §3.8 X.7.1, delivery not
+// authorized, message refused).
+func NotSignedBySender() Reply {
+	return Reply{CodeMailboxUnav, "5.7.1", "message not signed by the sender's DNS-published key"}
+}
+
+// SenderKeyLookupFailed: the sender's key lookup could not be completed, so
+// a required signature could not be checked; the client retries (RFC 3463
+// §3.5 X.4.3, directory server failure).
+func SenderKeyLookupFailed() Reply { return temp("4.4.3", "sender key lookup failed temporarily") }
+
+// SenderKeyBogus: the sender's key lookup failed DNSSEC validation (RFC
+// 3463 §3.8 X.7.5, cryptographic failure); temporary, like KeyBogus, so
+// that a broken zone or an attack never loses mail.
+func SenderKeyBogus() Reply { return temp("4.7.5", "sender key lookup failed DNSSEC validation") }
+
+// TooBigToVerify: the sender requires a signature and the message is larger
+// than the gateway verifies (max_verify_size); RFC 3463 §3.4 X.3.4.
+func TooBigToVerify() Reply {
+	return Reply{CodeExceededSize, "5.3.4", "message too big for signature verification"}
+}
+
 // Replies of the daemon itself.
 
 // TempFailure: any failure inside the daemon (a spool, encryption or

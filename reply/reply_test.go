@@ -11,6 +11,8 @@ var all = map[string]Reply{
 	"NoUsableKey": NoUsableKey(), "EncryptionNotPossible": EncryptionNotPossible(), "SomeRefused": SomeRefused(),
 	"SendSeparately": SendSeparately(), "FormatsDiffer": FormatsDiffer(), "TooBig": TooBig(),
 	"TooBigEncrypted": TooBigEncrypted(), "TempFailure": TempFailure(),
+	"NotSignedBySender": NotSignedBySender(), "SenderKeyLookupFailed": SenderKeyLookupFailed(),
+	"SenderKeyBogus": SenderKeyBogus(), "TooBigToVerify": TooBigToVerify(),
 }
 
 func TestReplies(t *testing.T) {
