@@ -43,6 +43,11 @@ type zoneSpec struct {
 	// records are zone file lines written as they are after the users'
 	// records, e.g. the output of "danemilter record smimea|openpgpkey".
 	records []string
+	// unreachable: NSD does not serve the zone; Unbound's stub for it
+	// points at a port of 127.0.0.1 where nothing listens, so every
+	// lookup in it is indeterminate (SERVFAIL or a timeout). The zone has
+	// neither records nor a trust anchor.
+	unreachable bool
 }
 
 // startDNS writes the zone secure.test with an SMIMEA record "3 0 0 <cert>"
@@ -66,6 +71,10 @@ func startDNSZones(t *testing.T, dir string, nsdPort, unboundPort int, zones ...
 
 	var nsdZones, anchors, stubs strings.Builder
 	for _, z := range zones {
+		if z.unreachable {
+			fmt.Fprintf(&stubs, "stub-zone:\n  name: \"%s\"\n  stub-addr: 127.0.0.1@%d\n", strings.TrimSuffix(z.name, "."), freePorts(t, 1)[0])
+			continue
+		}
 		file := writeZone(t, dir, z)
 		if z.signed {
 			var ds string
