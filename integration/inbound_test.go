@@ -101,62 +101,33 @@ func TestInboundEndToEnd(t *testing.T) {
 	in.makeMessages(t)
 	t.Logf("inbound environment ready after %v", time.Since(e.started).Round(time.Millisecond))
 
-	for _, m := range e.mtas {
-		if m.postfix == nil {
-			continue
+	// e.mtas: Postfix, then Sendmail. The subtests of Postfix share its
+	// environment and run in parallel.
+	pf := in.forMTA(e.mtas[0])
+	t.Run("postfix", func(t *testing.T) {
+		parallel := func(name string, f func(t *testing.T)) {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				f(t)
+			})
 		}
-		in := in.forMTA(m)
-		t.Run("postfix", func(t *testing.T) {
-			for _, c := range in.cases() {
-				t.Run("mx/"+c.name, func(t *testing.T) {
-					t.Parallel()
-					in.testCase(t, in.mx, c)
-				})
-			}
-			t.Run("mx/forged-and-foreign-results", func(t *testing.T) {
-				t.Parallel()
-				in.testForged(t)
-			})
-			t.Run("outbound/no-results-forged-removed", func(t *testing.T) {
-				t.Parallel()
-				in.testOutbound(t)
-			})
-			t.Run("require/unsigned-refused", func(t *testing.T) {
-				t.Parallel()
-				in.testRequireRefused(t)
-			})
-			t.Run("require/signed-passes", func(t *testing.T) {
-				t.Parallel()
-				in.testRequireSigned(t)
-			})
-			t.Run("require/dry-run-delivered", func(t *testing.T) {
-				t.Parallel()
-				in.testRequireDryRun(t)
-			})
-			t.Run("require/hold", func(t *testing.T) {
-				t.Parallel()
-				in.testRequireHold(t)
-			})
-			t.Run("require/bogus-tempfail", func(t *testing.T) {
-				t.Parallel()
-				in.testRequireDNS(t, in.msgs["bogus"], "451 4.7.5")
-			})
-			t.Run("require/indeterminate-tempfail", func(t *testing.T) {
-				t.Parallel()
-				in.testRequireDNS(t, in.msgs["indeterminate"], "451 4.4.3")
-			})
-		})
-	}
-	for _, m := range e.mtas {
-		if m.sendmail == nil {
-			continue
+		for _, c := range pf.cases() {
+			parallel("mx/"+c.name, func(t *testing.T) { pf.testCase(t, pf.mx, c) })
 		}
-		in := in.forMTA(m)
-		t.Run("sendmail", func(t *testing.T) {
-			t.Run("smime-detached", func(t *testing.T) { in.testCase(t, m.smtp, in.cases()[0]) })
-			t.Run("forged-and-foreign-results", func(t *testing.T) { in.testForged(t) })
-		})
-	}
+		parallel("mx/forged-and-foreign-results", pf.testForged)
+		parallel("outbound/no-results-forged-removed", pf.testOutbound)
+		parallel("require/unsigned-refused", pf.testRequireRefused)
+		parallel("require/signed-passes", pf.testRequireSigned)
+		parallel("require/dry-run-delivered", pf.testRequireDryRun)
+		parallel("require/hold", pf.testRequireHold)
+		parallel("require/bogus-tempfail", func(t *testing.T) { pf.testRequireDNS(t, pf.msgs["bogus"], "451 4.7.5") })
+		parallel("require/indeterminate-tempfail", func(t *testing.T) { pf.testRequireDNS(t, pf.msgs["indeterminate"], "451 4.4.3") })
+	})
+	sm := in.forMTA(e.mtas[1])
+	t.Run("sendmail", func(t *testing.T) {
+		t.Run("smime-detached", func(t *testing.T) { sm.testCase(t, sm.smtpMX(), sm.cases()[0]) })
+		t.Run("forged-and-foreign-results", sm.testForged)
+	})
 
 	e.checkNoStrayCopies(t)
 	for _, m := range e.mtas {
@@ -418,11 +389,13 @@ func (in *inboundEnv) makeMessages(t *testing.T) {
 	m["dryrun-unsigned"] = msg("dryrun@signer.test", "dry run unsigned", []byte("MIME-Version: 1.0\r\n"+signedEntity))
 	m["bogus"] = msg(in.erin.addr, "bogus", in.smimeSigned(t, in.erin, signedEntity, false, ""))
 	m["indeterminate"] = msg(in.dan.addr, "indeterminate", in.smimeSigned(t, in.dan, signedEntity, false, ""))
-	// The one with Authentication-Results fields: a forged one of ours
-	// (as written, and with a version and other case, RFC 8601 §2.2 and
-	// §5), above the signed detached message, and a foreign one.
+	// The one with Authentication-Results fields: forged ones of ours (as
+	// written, with a version and in other case, RFC 8601 §2.2 and §5,
+	// and a DANE-OpenPGP-Result), above the signed detached message, and
+	// a foreign one.
 	m["forged"] = append([]byte("Authentication-Results: "+inboundAuthservID+"; smime=pass body.smime-identifier=alice@signer.test\r\n"+
 		"Authentication-Results: MX.Local.Test 1; smime=pass (forged, other case)\r\n"+
+		openpgpResultField+": "+inboundAuthservID+"; openpgp=pass (forged) policy.dane=bound\r\n"+
 		"Authentication-Results: other.test; dkim=pass header.d=signer.test\r\n"), m["smime-detached"]...)
 	// The originals verify before they are sent: what fails later is
 	// what the path did.
@@ -438,15 +411,19 @@ func (in *inboundEnv) makeMessages(t *testing.T) {
 }
 
 // inboundCase is one message sent to the local user and what the
-// Authentication-Results must say of it.
+// verification results must say of it.
 type inboundCase struct {
-	name   string
-	method string // "smime" or "openpgp"
-	result string // the result word; "" when no result of method is wanted
-	not    bool   // result is what must NOT be said (e.g. "pass")
-	// binding, when set, is text the field of a pass must hold: the
-	// record that bound the signer.
+	name string
+	// method is "smime" (Authentication-Results, RFC 7281) or "openpgp"
+	// (danemilter's DANE-OpenPGP-Result, verify package doc).
+	method string
+	result string // the result word
+	// binding, when set, is the policy.dane property: how the signer is
+	// bound to the From address (verify.Binding).
 	binding string
+	// record, when set, is text the field must hold: the record that
+	// bound the signer ("SMIMEA 3 1 1").
+	record string
 	// verifies: the delivered copy must still verify (openssl cms
 	// -verify -noverify, gpg --verify).
 	verifies bool
@@ -454,22 +431,28 @@ type inboundCase struct {
 
 func (in *inboundEnv) cases() []inboundCase {
 	return []inboundCase{
-		{name: "smime-detached", method: "smime", result: "pass", binding: "SMIMEA 3 0 0", verifies: true},
-		{name: "smime-opaque", method: "smime", result: "pass", binding: "SMIMEA 3 0 0", verifies: true},
-		{name: "smime-nested-in-mixed", method: "smime", result: "pass", binding: "SMIMEA 3 0 0"},
-		{name: "smime-3-1-1", method: "smime", result: "pass", binding: "SMIMEA 3 1 1", verifies: true},
-		{name: "smime-dane-ta-2-0-0", method: "smime", result: "pass", binding: "SMIMEA 2 0 0", verifies: true},
-		{name: "smime-tampered-detached", method: "smime", result: "fail"},
-		{name: "smime-tampered-opaque", method: "smime", result: "fail"},
-		// A valid signature that is not the From address's: never a pass
-		// (issue 13 item 3), "policy" by verify.ResultPolicy.
-		{name: "smime-from-mismatch", method: "smime", result: "policy", verifies: true},
-		{name: "smime-record-mismatch", method: "smime", result: "policy", verifies: true},
-		{name: "unsigned", method: "smime", result: "pass", not: true},
-		{name: "openpgp", method: "openpgp", result: "pass", binding: "OPENPGPKEY", verifies: true},
-		{name: "openpgp-tampered", method: "openpgp", result: "fail"},
-		{name: "openpgp-record-mismatch", method: "openpgp", result: "policy"},
-		{name: "openpgp-from-mismatch", method: "openpgp", result: "policy", verifies: true},
+		{name: "smime-detached", method: "smime", result: "pass", binding: "bound", record: "SMIMEA 3 0 0", verifies: true},
+		{name: "smime-opaque", method: "smime", result: "pass", binding: "bound", record: "SMIMEA 3 0 0", verifies: true},
+		{name: "smime-nested-in-mixed", method: "smime", result: "pass", binding: "bound", record: "SMIMEA 3 0 0"},
+		{name: "smime-3-1-1", method: "smime", result: "pass", binding: "bound", record: "SMIMEA 3 1 1", verifies: true},
+		{name: "smime-dane-ta-2-0-0", method: "smime", result: "pass", binding: "bound", record: "SMIMEA 2 0 0", verifies: true},
+		{name: "smime-tampered-detached", method: "smime", result: "fail", binding: "not-checked"},
+		{name: "smime-tampered-opaque", method: "smime", result: "fail", binding: "not-checked"},
+		// A valid signature that is not the From address's, or whose
+		// record names another certificate: never a pass (issue 13 item
+		// 3), "policy" (verify.ResultPolicy).
+		{name: "smime-from-mismatch", method: "smime", result: "policy", binding: "not-checked", verifies: true},
+		{name: "smime-record-mismatch", method: "smime", result: "policy", binding: "mismatch", verifies: true},
+		// Checked and unsigned: smime=none (verify package doc).
+		{name: "unsigned", method: "smime", result: "none"},
+		{name: "openpgp", method: "openpgp", result: "pass", binding: "bound", record: "OPENPGPKEY", verifies: true},
+		{name: "openpgp-tampered", method: "openpgp", result: "fail", binding: "not-checked"},
+		// A PGP/MIME signer key comes from DNS only: records of the From
+		// address that hold other keys are a mismatch ("policy"); without
+		// a record the signature cannot be checked at all ("neutral").
+		// Neither is ever a pass.
+		{name: "openpgp-record-mismatch", method: "openpgp", result: "policy", binding: "mismatch"},
+		{name: "openpgp-from-mismatch", method: "openpgp", result: "neutral", binding: "no-record", verifies: true},
 	}
 }
 
@@ -523,36 +506,59 @@ func (in *inboundEnv) testCase(t *testing.T, server string, c inboundCase) {
 	}
 }
 
-// wantResult checks that our Authentication-Results fields say what c
-// wants of its method.
+// wantResult checks that our fields say what c wants: one
+// Authentication-Results field, whose smime result is c's for S/MIME and
+// "none" for OpenPGP; one DANE-OpenPGP-Result field for OpenPGP, none for
+// S/MIME.
 func (in *inboundEnv) wantResult(t *testing.T, ours []arField, c inboundCase) {
 	t.Helper()
-	if len(ours) != 1 {
-		t.Errorf("%d Authentication-Results fields of %s, want 1: %q", len(ours), inboundAuthservID, raws(ours))
-	}
-	var found []string
-	var field string
+	t.Logf("our fields: %q", raws(ours))
+	var ar, pgp []arField
 	for _, f := range ours {
-		for _, r := range f.results {
-			if methodIs(r.method, c.method) {
+		if strings.EqualFold(f.name, openpgpResultField) {
+			pgp = append(pgp, f)
+		} else {
+			ar = append(ar, f)
+		}
+	}
+	wantPGP := 0
+	if c.method == "openpgp" {
+		wantPGP = 1
+	}
+	if len(ar) != 1 || len(pgp) != wantPGP {
+		t.Errorf("%d Authentication-Results and %d %s fields of %s, want 1 and %d: %q",
+			len(ar), len(pgp), openpgpResultField, inboundAuthservID, wantPGP, raws(ours))
+	}
+	check := func(fs []arField, method, result, binding, record string) {
+		t.Helper()
+		var found []string
+		for _, f := range fs {
+			for _, r := range f.results {
+				if r.method != method {
+					continue
+				}
 				found = append(found, r.result)
-				field = f.raw
+				if r.result != result {
+					continue
+				}
+				if binding != "" && r.props["policy.dane"] != binding {
+					t.Errorf("%s=%s with policy.dane=%q, want %q: %q", method, r.result, r.props["policy.dane"], binding, f.raw)
+				}
+				if record != "" && !strings.Contains(collapseSpace(f.raw), record) {
+					t.Errorf("%s=%s does not name the record that binds the signer (%q): %q", method, r.result, record, f.raw)
+				}
 			}
 		}
-	}
-	switch {
-	case c.not:
-		for _, r := range found {
-			if r == c.result {
-				t.Errorf("%s=%s in %q; want anything else", c.method, r, raws(ours))
-			}
+		if len(found) != 1 || found[0] != result {
+			t.Errorf("%s results %q, want [%s]: %q", method, found, result, raws(ours))
 		}
-	case len(found) != 1 || found[0] != c.result:
-		t.Errorf("%s results %q, want [%s] in: %q", c.method, found, c.result, raws(ours))
-	case c.binding != "" && !strings.Contains(collapseSpace(field), c.binding):
-		t.Errorf("the field of a pass does not name the record that binds the signer (%q): %q", c.binding, field)
 	}
-	t.Logf("Authentication-Results: %q", raws(ours))
+	if c.method == "openpgp" {
+		check(ar, "smime", "none", "", "")
+		check(pgp, "openpgp", c.result, c.binding, c.record)
+		return
+	}
+	check(ar, c.method, c.result, c.binding, c.record)
 }
 
 // testForged: a forged Authentication-Results of our authserv-id is gone
@@ -561,7 +567,7 @@ func (in *inboundEnv) testForged(t *testing.T) {
 	orig := in.msgs["forged"]
 	got := in.deliverVia(t, in.smtpMX(), orig)
 	ours, foreign := authResults(t, got)
-	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass"})
+	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass", binding: "bound"})
 	for _, f := range ours {
 		if strings.Contains(f.raw, "forged") {
 			t.Errorf("a forged field is still there: %q", f.raw)
@@ -627,7 +633,7 @@ func (in *inboundEnv) testRequireSigned(t *testing.T) {
 	orig := in.msgs["bank-signed"]
 	got := in.deliverVia(t, in.mx, orig)
 	ours, _ := authResults(t, got)
-	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass", binding: "SMIMEA 3 0 0"})
+	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass", binding: "bound", record: "SMIMEA 3 0 0"})
 	wantBodyKept(t, got, orig)
 }
 
@@ -638,7 +644,7 @@ func (in *inboundEnv) testRequireDryRun(t *testing.T) {
 	orig := in.msgs["dryrun-unsigned"]
 	got := in.deliverVia(t, in.mx, orig)
 	ours, _ := authResults(t, got)
-	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass", not: true})
+	in.wantResult(t, ours, inboundCase{method: "smime", result: "none"})
 	tr := parseHeader(t, got)["X-Danemilter"]
 	if len(tr) != 1 || !strings.Contains(tr[0], "dry-run") {
 		t.Errorf("X-Danemilter %q, want one field naming the dry run", tr)
@@ -780,8 +786,14 @@ func gpgVerify(t *testing.T, p *pgpUser, msg []byte) error {
 	return nil
 }
 
-// arField is one Authentication-Results field of a message.
+// openpgpResultField is danemilter's field for PGP/MIME results, in the
+// syntax of Authentication-Results (verify package doc).
+const openpgpResultField = "DANE-OpenPGP-Result"
+
+// arField is one Authentication-Results (or DANE-OpenPGP-Result) field of
+// a message.
 type arField struct {
+	name     string
 	index    int    // its position among the message's header fields
 	raw      string // as written
 	authserv string // lower case
@@ -796,13 +808,14 @@ type arResult struct {
 
 // authResults parses the Authentication-Results fields of msg, with
 // go-msgauth's authres after removing comments (which it does not know),
-// and returns ours (authserv-id inboundAuthservID, in any case) and the
+// and the DANE-OpenPGP-Result fields, and returns ours (authserv-id inboundAuthservID, in any case) and the
 // others.
 func authResults(t *testing.T, msg []byte) (ours, others []arField) {
 	t.Helper()
 	fields, _ := splitMessage(t, msg)
 	for i, f := range fields {
-		if !strings.EqualFold(fieldName(f), "Authentication-Results") {
+		name := fieldName(f)
+		if !strings.EqualFold(name, "Authentication-Results") && !strings.EqualFold(name, openpgpResultField) {
 			continue
 		}
 		_, value, _ := strings.Cut(f, ":")
@@ -811,7 +824,7 @@ func authResults(t *testing.T, msg []byte) (ours, others []arField) {
 		if err != nil {
 			t.Errorf("cannot parse %q: %v", f, err)
 		}
-		a := arField{index: i, raw: f, authserv: strings.ToLower(id)}
+		a := arField{name: name, index: i, raw: f, authserv: strings.ToLower(id)}
 		for _, r := range results {
 			a.results = append(a.results, resultOf(r))
 		}
@@ -881,16 +894,6 @@ func resultOf(r authres.Result) arResult {
 		return arResult{method: "auth", result: string(r.Value)}
 	}
 	return arResult{method: fmt.Sprintf("%T", r)}
-}
-
-// methodIs says whether an Authentication-Results method is the smime
-// method (RFC 7281) or danemilter's unregistered one for OpenPGP, whatever
-// its exact name (issue 13 item 5: it must not pretend to be registered).
-func methodIs(method, want string) bool {
-	if want == "openpgp" {
-		return strings.Contains(method, "pgp")
-	}
-	return method == want
 }
 
 func raws(fs []arField) []string {
