@@ -71,7 +71,7 @@ func (h *handler) encoder(g group, leadSpace bool) (*encoder, error) {
 		}
 		opts := openpgp.Options{Boundary: boundary, Now: h.opts.Now()}
 		if h.opts.ProtectHeaders {
-			for _, f := range h.headers {
+			for _, f := range h.outHeaders() {
 				opts.Protect = append(opts.Protect, openpgp.Field{Name: f.name, Value: strings.TrimPrefix(mimeentity.CRLF(f.value), " ")})
 			}
 		}

@@ -49,6 +49,8 @@ func (h *handler) MailFrom(from string, _ string, m milter.Modifier) (resp *milt
 	h.senderExempt = h.opts.Exemptions.Sender(h.from)
 	h.view.queueIDMail, h.view.clientPort = m.Get(milter.MacroQueueId), m.Get(milter.MacroClientPort)
 	h.localSubmission = h.view.clientPort == "0"
+	h.direction, h.rule = h.opts.Direction.classify(client{daemonName: m.Get(MacroDaemonName), addr: m.Get(MacroClientAddr),
+		authAuthen: m.Get(MacroAuthAuthen), port: h.view.clientPort})
 	return milter.RespContinue, nil
 }
 
@@ -133,6 +135,9 @@ func yieldTo(done <-chan struct{}) bool {
 func (h *handler) Header(name, value string, m milter.Modifier) (resp *milter.Response, err error) {
 	defer h.guard("header", &resp, &err)
 	h.begin()
+	// Counted before the limit below: a forged Authentication-Results
+	// field is removed wherever it is.
+	h.countAuthResults(name, value)
 	// Header bytes count toward max_message_size; past it they are not kept
 	// (the message is then refused if it needs encryption, passed if not).
 	h.headerBytes += int64(len(name) + len(value) + 4)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/danemilter/danemilter/mimeentity"
+	"github.com/danemilter/danemilter/reply"
 )
 
 // field is one header field as the MTA sent it.
@@ -48,6 +49,22 @@ type message struct {
 	localSubmission bool
 	// view is what the MTA showed of this message, for the debug log.
 	view mtaView
+
+	// direction is the message's, decided at MAIL FROM by rule.
+	direction Direction
+	rule      string
+	// arCount counts the Authentication-Results fields received; forgedAR
+	// holds the indices (among them, 1-based) of those that carry our
+	// authserv-id, to be removed (inbound.go).
+	arCount  int
+	forgedAR []int
+	// inboundAdd are the fields of the verification report, inserted at
+	// the top of the header; inboundTrace is the trace header value of an
+	// inbound dry run ("" for none).
+	inboundAdd   []field
+	inboundTrace string
+	// held is the refusal a hold replaced (zero: not held).
+	held reply.Reply
 }
 
 func newMessage(opts *Options) *message {
@@ -55,7 +72,8 @@ func newMessage(opts *Options) *message {
 	return &message{
 		ctx: ctx, cancel: cancel, start: time.Now(),
 		rcptWaitLeft: opts.RcptWait,
-		body:         &spool{dir: opts.SpoolDir, threshold: opts.MemoryThreshold, limit: opts.MaxMessageSize, budget: opts.budget},
+		direction:    opts.Direction.Default, rule: RuleDefault,
+		body: &spool{dir: opts.SpoolDir, threshold: opts.MemoryThreshold, limit: opts.MaxMessageSize, budget: opts.budget},
 	}
 }
 

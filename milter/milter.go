@@ -63,25 +63,30 @@
 // plan.go (the plan's execution at end of message), encode.go (encryption
 // and body replacement), reinject.go (split delivery), sealed.go (bodies
 // that arrive encrypted), size.go (encrypted size bounds), spool.go (the
-// body), log.go (the log line).
+// body), log.go (the log line), direction.go (inbound or outbound),
+// inbound.go (verification and forged Authentication-Results).
 //
-// # Inbound mail (not yet written)
+// # Inbound mail
 //
-// Verification, decryption and key harvesting of inbound mail will add
-// files, not grow these: inbound.go here (the end-of-message path of a
-// message to local recipients, next to plan.go, sharing handler.go,
-// message.go and spool.go), and the work itself in its own packages —
-// smime and openpgp for decryption and signature checks (smime.Decrypt
-// exists), a new package verify for the verdict and its header fields, and
-// a new package harvest for keys collected from signed mail. Inbound replies
-// get named constructors in package reply, inbound decisions their own file
-// in package policy (policy/inbound.go).
+// Each message gets a direction at MAIL FROM (direction.go: {daemon_name},
+// SMTP AUTH, local submission, the client address, a default). Direction
+// decides only whether inbound verification runs: remote recipients are
+// encrypted in both directions, so a message classified wrongly never
+// leaves in clear. Every message, whatever its direction, loses the
+// Authentication-Results fields that carry our authserv-id (RFC 8601 §5).
+// An inbound message is verified by package verify and gets its
+// Authentication-Results at the top of the header, and the inbound policy
+// (package policy, inbound.go) may refuse or hold it; inbound.go here runs
+// that half of end of message, before the outbound plan, so that header
+// changes precede the body and one final reply ends the message.
+// Decryption and key harvesting will add files beside it.
 package milter
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/d--j/go-milter"
@@ -164,6 +169,23 @@ type Options struct {
 	PacketTimeout  time.Duration
 	MemoryBudget   int64
 
+	// Inbound mail (inbound.go; README "Direction: inbound and outbound",
+	// "Inbound policy"). Direction classifies each message at MAIL FROM.
+	// Verifier verifies inbound messages; nil turns verification off.
+	// Inbound gives each sender's level; nil: report for every sender.
+	// AuthservID names this host in Authentication-Results (RFC 8601
+	// §2.5); default the host name. RequireHold holds a message that a
+	// require sender sent without a pass instead of refusing it (the MTA
+	// must offer SMFIF_QUARANTINE, or the message is deferred).
+	// MaxVerifySize is the largest message verified (default
+	// MaxMessageSize); a larger one is reported "not checked".
+	Direction     DirectionRules
+	Verifier      Verifier
+	Inbound       *policy.InboundTable
+	AuthservID    string
+	RequireHold   bool
+	MaxVerifySize int64
+
 	budget     *memBudget
 	recipients *recipient.Config // how a recipient is evaluated, from the fields above
 }
@@ -224,6 +246,18 @@ func (o *Options) defaults() {
 	if o.MemoryBudget <= 0 {
 		o.MemoryBudget = DefaultMemoryBudget
 	}
+	if o.Inbound == nil {
+		o.Inbound = policy.NewInboundTable(policy.InboundReport)
+	}
+	if o.AuthservID == "" {
+		o.AuthservID = DefaultAuthservID
+		if h, err := os.Hostname(); err == nil && h != "" {
+			o.AuthservID = h
+		}
+	}
+	if o.MaxVerifySize <= 0 {
+		o.MaxVerifySize = o.MaxMessageSize
+	}
 	o.recipients = &recipient.Config{Logger: o.Logger, Resolver: o.Resolver, Selector: o.Selector, Levels: o.Levels,
 		Exemptions: o.Exemptions, IsLocal: o.IsLocal, LowercaseLocalPart: o.LowercaseLocalPart, OpenPGP: o.OpenPGP,
 		DryRun: o.DryRun, Now: o.Now}
@@ -248,8 +282,10 @@ func NewServer(opts Options) (*milter.Server, error) {
 		milter.WithNegotiationCallback(negotiate),
 		milter.WithActions(milter.OptAddHeader|milter.OptChangeHeader|milter.OptChangeBody|milter.OptRemoveRcpt),
 		// {client_port} is "0" for Postfix's local submissions (sendmail,
-		// pickup), where cleanup shows the milter rewritten recipients.
-		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroQueueId, milter.MacroClientPort}),
+		// pickup), where cleanup shows the milter rewritten recipients;
+		// it and the others decide the direction (direction.go).
+		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{milter.MacroQueueId, milter.MacroClientPort,
+			MacroDaemonName, MacroClientAddr, MacroAuthAuthen}),
 		milter.WithMacroRequest(milter.StageRcpt, []milter.MacroName{milter.MacroQueueId}),
 		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}),
 		// A malformed packet, one over MaxPacketSize or one that stalls ends
@@ -289,7 +325,8 @@ const noReplies = milter.OptNoHeaderReply | milter.OptNoEOHReply | milter.OptNoB
 
 // negotiate is go-milter's default negotiation (the MTA's version; the
 // actions and protocols danemilter needs, or no connection) plus noReplies
-// where the MTA offers them.
+// and the quarantine action (require_action = hold) where the MTA offers
+// them.
 func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions milter.OptAction, mtaProtocol, milterProtocol milter.OptProtocol, offered milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
 	if mtaVersion < 2 || mtaVersion > milterVersion {
 		return 0, 0, 0, 0, fmt.Errorf("milter: negotiate: unsupported protocol version: %d", mtaVersion)
@@ -300,5 +337,7 @@ func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions milte
 	if milterProtocol&mtaProtocol != milterProtocol {
 		return 0, 0, 0, 0, fmt.Errorf("milter: negotiate: MTA does not offer required protocol options. offered: %q requested: %q", mtaProtocol, milterProtocol)
 	}
-	return mtaVersion, milterActions, milterProtocol | noReplies&mtaProtocol, offered, nil
+	// Quarantine (require_action = hold) only where offered; without it a
+	// hold defers the message (inbound.go).
+	return mtaVersion, milterActions | milter.OptQuarantine&mtaActions, milterProtocol | noReplies&mtaProtocol, offered, nil
 }

@@ -76,6 +76,11 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	}
 
 	leadSpace := m.Protocol()&milter.OptHeaderLeadingSpace != 0
+	// The inbound half first (inbound.go): its refusal comes before any
+	// copy leaves, and its header changes before the body's.
+	if resp, err := h.inboundStep(m, log, leadSpace); resp != nil || err != nil {
+		return resp, err
+	}
 	vs := make([]verdict, len(h.rcpts))
 	for i, r := range h.rcpts {
 		vs[i] = h.evaluate(r)
@@ -112,7 +117,10 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 		}
 	}
 	size := h.body.Size()
-	attrs := []any{"from", h.from, "size", size, "rcpt_count", len(vs), "recipients", h.summarize(vs)}
+	attrs := []any{"direction", h.direction.String(), "rule", h.rule, "from", h.from, "size", size, "rcpt_count", len(vs), "recipients", h.summarize(vs)}
+	if len(h.forgedAR) > 0 {
+		attrs = append(attrs, "forged_auth_results_removed", len(h.forgedAR))
+	}
 	plan := policy.PlanMessage(policy.Message{
 		Recipients: prs,
 		CanSplit:   h.opts.Reinjector != nil,
@@ -164,6 +172,12 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	// own copy through the re-injection listener, first, so that a failure
 	// leaves the message untouched and deferred.
 	keep, others := groups[0], groups[1:]
+	if !h.held.IsZero() && (len(others) > 0 || h.localSubmission) {
+		// A held message is held whole: a copy re-injected now would
+		// escape the hold. Refuse as the hold would have.
+		log.Info("message", append([]any{"action", "reject", "status", h.held.Enhanced, "reason", h.held.Text + "; held, and the plan splits the message"}, attrs...)...)
+		return respond(h.held)
+	}
 	note := ""
 	if len(others) > 0 {
 		note = "; split=" + groupList(groups)

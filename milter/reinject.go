@@ -124,13 +124,16 @@ func (h *handler) reinjectGroup(g group, leadSpace bool, note string) error {
 			return err
 		}
 		var hdr strings.Builder
-		for _, f := range h.headers {
+		for _, f := range h.outHeaders() {
 			if !strings.EqualFold(f.name, TraceHeader) {
 				mimeentity.WriteField(&hdr, f.name, asSent(leadSpace, f.value))
 			}
 		}
 		if h.dryRunNote != "" {
 			hdr.WriteString(TraceHeader + ": " + h.dryRunNote + "\r\n")
+		}
+		if h.inboundTrace != "" {
+			hdr.WriteString(TraceHeader + ": " + h.inboundTrace + "\r\n")
 		}
 		hdr.WriteString(TraceHeader + ": plaintext copy; split from an encrypted message\r\n\r\n")
 		return h.opts.Reinjector.Reinject(ctx, h.from, g.addrs(), io.MultiReader(strings.NewReader(hdr.String()), body))
@@ -145,7 +148,7 @@ func (h *handler) reinjectGroup(g group, leadSpace bool, note string) error {
 	}
 	var hdr strings.Builder
 	hasMIMEVersion := false
-	for _, f := range h.headers {
+	for _, f := range h.outHeaders() {
 		switch {
 		case mimeentity.IsEntityField(f.name), strings.EqualFold(f.name, TraceHeader):
 			continue

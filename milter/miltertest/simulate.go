@@ -27,6 +27,9 @@ type Result struct {
 	Message []byte
 	// Modifications are the raw changes the milter asked for.
 	Modifications []milter.ModifyAction
+	// Quarantine is the reason the milter gave to hold the message ("":
+	// not held).
+	Quarantine string
 }
 
 // Simulate plays an MTA: it sends one message (raw RFC 5322 bytes with CRLF
@@ -41,12 +44,48 @@ func Simulate(network, address, queueID, from string, rcpts []string, msg []byte
 // SimulateMacros is [Simulate] with more macros for the milter, e.g.
 // {client_port}.
 func SimulateMacros(network, address, queueID, from string, rcpts []string, msg []byte, extra map[string]string) (*Result, error) {
+	return MTA{Macros: extra}.Simulate(network, address, queueID, from, rcpts, msg)
+}
+
+// MTA describes the MTA that [MTA.Simulate] plays.
+type MTA struct {
+	// Macros are macros for the milter besides the queue ID, e.g.
+	// {client_port}, {daemon_name}, {client_addr}, {auth_authen}.
+	Macros map[string]string
+	// Actions are the modification actions offered (SMFIF_*); zero offers
+	// all that Postfix and Sendmail offer.
+	Actions milter.OptAction
+}
+
+// Postfix returns an MTA with Postfix's macros for a message that came in
+// through the master.cf service daemonName from addr.
+func Postfix(daemonName, addr string) MTA {
+	return MTA{Macros: map[string]string{"{daemon_name}": daemonName, "{client_addr}": addr, "{client_port}": "49152"}}
+}
+
+// Sendmail returns an MTA with Sendmail's macros for a message that came in
+// through the DaemonPortOptions Name=daemonName from addr (IPv6 addresses
+// as Sendmail writes them, "IPv6:...").
+func Sendmail(daemonName, addr string) MTA {
+	if strings.Contains(addr, ":") {
+		addr = "IPv6:" + addr
+	}
+	return MTA{Macros: map[string]string{"{daemon_name}": daemonName, "{client_addr}": addr, "{client_port}": "49152"}}
+}
+
+// Simulate is [Simulate] played by this MTA.
+func (mta MTA) Simulate(network, address, queueID, from string, rcpts []string, msg []byte) (*Result, error) {
 	hdrs, body, err := SplitMessage(msg)
 	if err != nil {
 		return nil, err
 	}
-	client := milter.NewClient(network, address, milter.WithDialer(StrictDialer{}),
-		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId}))
+	opts := []milter.Option{milter.WithDialer(StrictDialer{}),
+		milter.WithMacroRequest(milter.StageEOM, []milter.MacroName{milter.MacroQueueId})}
+	if mta.Actions != 0 {
+		opts = append(opts, milter.WithActions(mta.Actions))
+	}
+	client := milter.NewClient(network, address, opts...)
+	extra := mta.Macros
 	macros := milter.NewMacroBag()
 	macros.Set(milter.MacroQueueId, queueID)
 	for k, v := range extra {
@@ -114,6 +153,11 @@ func SimulateMacros(network, address, queueID, from string, rcpts []string, msg 
 		return nil, err
 	}
 	res.Final, res.Modifications = act, mods
+	for _, m := range mods {
+		if m.Type == milter.ActionQuarantine {
+			res.Quarantine = m.Reason
+		}
+	}
 	res.Message = apply(hdrs, body, mods, lead)
 	return res, nil
 }
@@ -180,6 +224,11 @@ func apply(hdrs []Field, body []byte, mods []milter.ModifyAction, lead bool) []b
 					}
 				}
 			}
+		case milter.ActionInsertHeader:
+			// Index 0 is the top (Sendmail; Postfix's milter8 adds one
+			// and counts from 1); past the end appends.
+			i := min(int(m.HeaderIndex), len(hs))
+			hs = append(hs[:i], append([]Field{{m.HeaderName, addLead(m.HeaderValue, lead)}}, hs[i:]...)...)
 		case milter.ActionReplaceBody:
 			replaced = true
 			newBody = append(newBody, m.Body...)

@@ -75,7 +75,10 @@ const (
 	repTempFail   = 't'
 	repReplyCode  = 'y'
 
+	actAddHeaders = 0x01 // SMFIF_ADDHDRS
 	actChangeBody = 0x02 // SMFIF_CHGBODY
+	actChgHeaders = 0x10 // SMFIF_CHGHDRS
+	actQuarantine = 0x20 // SMFIF_QUARANTINE
 	maxPostfixPkt = 1<<31/2 - 1
 )
 
@@ -247,6 +250,17 @@ func (c *strictConn) check(reply byte, data []byte) *ProtocolViolation {
 		final()
 		return nil
 	case repQuarantine:
+		// Sendmail takes it at end of message only (smfi_quarantine from
+		// xxfi_eom) and with SMFIF_QUARANTINE negotiated; it is not final.
+		if event != cmdBodyEOB {
+			return bad("quarantine is allowed only at end of message (Sendmail)")
+		}
+		if c.actions&actQuarantine == 0 {
+			return bad("quarantine without the negotiated SMFIF_QUARANTINE action")
+		}
+		if !cstrings(data, 1) {
+			return bad("malformed quarantine request")
+		}
 		return nil
 	case repChgHeader, repAddHeader, repInsHeader, repChgFrom, repAddRcpt, repAddRcptPar, repDelRcpt, repReplBody:
 		if event != cmdBodyEOB {
@@ -265,13 +279,26 @@ func (c *strictConn) check(reply byte, data []byte) *ProtocolViolation {
 			return bad("body replacement without the negotiated SMFIF_CHGBODY action (Sendmail tempfails)")
 		}
 		c.replStarted = true
-	case repChgHeader, repInsHeader:
+	case repChgHeader:
 		if len(data) < 4 || !cstrings(data[4:], 2) {
 			return bad("malformed header change request")
+		}
+		if c.actions&actChgHeaders == 0 {
+			return bad("header change without the negotiated SMFIF_CHGHDRS action")
+		}
+	case repInsHeader:
+		if len(data) < 4 || !cstrings(data[4:], 2) {
+			return bad("malformed header change request")
+		}
+		if c.actions&actAddHeaders == 0 {
+			return bad("header insertion without the negotiated SMFIF_ADDHDRS action")
 		}
 	case repAddHeader:
 		if !cstrings(data, 2) {
 			return bad("malformed header request")
+		}
+		if c.actions&actAddHeaders == 0 {
+			return bad("header addition without the negotiated SMFIF_ADDHDRS action")
 		}
 	case repAddRcpt, repDelRcpt:
 		if !cstrings(data, 1) {

@@ -1,0 +1,310 @@
+package milter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/d--j/go-milter"
+
+	"github.com/danemilter/danemilter/mimeentity"
+	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/verify"
+)
+
+// The inbound half of end of message (README "Direction: inbound and
+// outbound", "Inbound policy").
+//
+// Every message, whatever its direction, loses the Authentication-Results
+// fields that carry our authserv-id (RFC 8601 §5: a forged one must never
+// reach a user, and mail between local users over submission could carry
+// one too); Header counts them as they arrive, so the deletion indices are
+// right even past the header limit. An inbound message whose sender's level
+// is not none is verified whole (header as received, body from the spool,
+// up to MaxVerifySize), the fields of the report are inserted at the top of
+// the header (RFC 8601 §5: before the fields they are about), and a sender
+// whose level is require gets its message refused or held without a pass.
+// Then the outbound plan runs as for any message: local recipients get the
+// message as it is, remote ones are encrypted as their policy says, in both
+// directions.
+
+// Verifier verifies the signatures of a whole RFC 5322 message
+// (*verify.Verifier).
+type Verifier interface {
+	Verify(ctx context.Context, message []byte) (*verify.Report, error)
+}
+
+// authResults is the field Authentication-Results (RFC 8601 §2.2).
+const authResults = "Authentication-Results"
+
+// DefaultAuthservID is the authserv-id when Options.AuthservID is empty and
+// the host name is unknown.
+const DefaultAuthservID = "localhost"
+
+// inbound is what the inbound half decided for one message.
+type inbound struct {
+	match      policy.InboundMatch
+	headerFrom string
+	verified   bool
+	outcome    policy.InboundOutcome
+	report     *verify.Report
+	decision   policy.InboundDecision
+	dryRun     bool   // the decision is only announced (global or entry dry run)
+	would      string // with dryRun: what would have happened, "" if nothing
+}
+
+// countAuthResults notes an Authentication-Results field as it arrives:
+// its index among the fields of that name (1-based, go-milter's
+// ChangeHeader and the MTAs count so) when it carries our authserv-id.
+func (h *handler) countAuthResults(name, value string) {
+	if !strings.EqualFold(name, authResults) {
+		return
+	}
+	h.arCount++
+	if isOurs(value, h.opts.AuthservID) {
+		h.forgedAR = append(h.forgedAR, h.arCount)
+	}
+}
+
+// inboundStep runs the inbound half of end of message and sends its header
+// changes. It returns a final response when the message ends here (refused,
+// deferred, or a failure), nil when the outbound plan goes on.
+func (h *handler) inboundStep(m milter.Modifier, log *slog.Logger, leadSpace bool) (*milter.Response, error) {
+	if h.direction == Inbound && h.opts.Verifier != nil {
+		in := h.decideInbound(log, leadSpace)
+		if in.match.Level != policy.InboundNone {
+			h.logInbound(log, in)
+		}
+		d := in.decision
+		if !in.dryRun {
+			if d.Action == policy.Reject || d.Action == policy.TempFail {
+				return respond(d.Reply)
+			}
+			if d.Hold {
+				if err := m.Quarantine(d.Reply.Text); err != nil {
+					if errors.Is(err, milter.ErrModificationNotAllowed) {
+						log.Error("require_action = hold, but the MTA did not offer quarantine (SMFIF_QUARANTINE); message deferred", "from", h.from)
+					} else {
+						log.Error("cannot hold the message; message deferred", "err", err)
+					}
+					return tempFail()
+				}
+				h.held = d.Reply
+			}
+		} else if in.would != "" {
+			h.inboundTrace = "dry-run; would " + in.would + " (" + d.Reply.Text + ")"
+		}
+	}
+	// Forged fields out, highest index first so the lower ones stay valid
+	// (Postfix renumbers after a deletion, Sendmail keeps the deleted field
+	// in its count: descending order is right for both).
+	for i := len(h.forgedAR) - 1; i >= 0; i-- {
+		if err := m.ChangeHeader(h.forgedAR[i], authResults, ""); err != nil {
+			log.Error("cannot remove a forged Authentication-Results field; message deferred", "err", err)
+			return tempFail()
+		}
+	}
+	// Our fields at the very top, in the report's order: each insert at
+	// index 0 goes above the one before, so insert the last first.
+	for i := len(h.inboundAdd) - 1; i >= 0; i-- {
+		f := h.inboundAdd[i]
+		if err := m.InsertHeader(0, f.name, h.hv(leadSpace, f.value)); err != nil {
+			log.Error("cannot add the verification results; message deferred", "err", err)
+			return tempFail()
+		}
+	}
+	if h.inboundTrace != "" {
+		if err := m.AddHeader(TraceHeader, h.hv(leadSpace, h.inboundTrace)); err != nil {
+			log.Error("cannot add the trace header; message deferred", "err", err)
+			return tempFail()
+		}
+	}
+	return nil, nil
+}
+
+// decideInbound verifies an inbound message when its sender's level asks
+// for it and applies the inbound policy. It sends nothing.
+func (h *handler) decideInbound(log *slog.Logger, leadSpace bool) inbound {
+	var in inbound
+	froms := headerFromAddrs(h.headers, "From")
+	in.match = h.opts.Inbound.Lookup("")
+	for _, a := range froms {
+		if mt := h.opts.Inbound.Lookup(a); in.headerFrom == "" || mt.Level > in.match.Level || (mt.Level == in.match.Level && in.match.DryRun && !mt.DryRun) {
+			in.match, in.headerFrom = mt, a
+		}
+	}
+	in.dryRun = h.opts.DryRun || in.match.DryRun
+	if in.match.Level == policy.InboundNone {
+		in.decision = policy.DecideInbound(policy.InboundNone, policy.InboundNoPass, false)
+		return in
+	}
+	in.report, in.outcome = h.verify(log, leadSpace)
+	in.verified = true
+	for _, f := range reportFields(in.report, h.opts.AuthservID) {
+		h.inboundAdd = append(h.inboundAdd, field{f.Name, f.Value})
+	}
+	in.decision = policy.DecideInbound(in.match.Level, in.outcome, h.opts.RequireHold)
+	if in.dryRun {
+		switch {
+		case in.decision.Hold:
+			in.would = "hold"
+		case in.decision.Action != policy.Plain:
+			in.would = in.decision.Action.String()
+		}
+	}
+	return in
+}
+
+// verify runs the Verifier on the whole message, within MaxVerifySize and
+// the memory budget. A message that is not verified gets a report that
+// says why, in the verifier's own words for "not judged".
+func (h *handler) verify(log *slog.Logger, leadSpace bool) (*verify.Report, policy.InboundOutcome) {
+	size := h.headerBytes + 2 + h.body.Size()
+	if h.body.overflow || h.headersOverflow || size > h.opts.MaxVerifySize {
+		return notChecked(verify.ResultNeutral, "message larger than max_verify_size"), policy.InboundTooBig
+	}
+	if !h.opts.budget.take(size) {
+		log.Warn("memory budget exhausted; message not verified", "size", size)
+		return notChecked(verify.ResultTempError, "not verified: the gateway is short of memory"), policy.InboundError
+	}
+	defer h.opts.budget.give(size)
+	msg, err := h.wholeMessage(leadSpace, size)
+	if err != nil {
+		log.Error("cannot read the spooled body; message not verified", "err", err)
+		return notChecked(verify.ResultTempError, "not verified: internal error"), policy.InboundError
+	}
+	rep, err := h.opts.Verifier.Verify(h.ctx, msg)
+	if err != nil || rep == nil {
+		log.Error("verification failed", "err", err)
+		return notChecked(verify.ResultTempError, "not verified: internal error"), policy.InboundError
+	}
+	return rep, outcomeOf(rep)
+}
+
+// notChecked is the report of a message that was not verified.
+func notChecked(r verify.Result, reason string) *verify.Report {
+	return &verify.Report{Signatures: []verify.Signature{{Method: verify.MethodSMIME, Result: r, Binding: verify.BindingNotChecked, Reason: reason}}}
+}
+
+// outcomeOf maps a report to what inbound policy needs: a pass; a valid
+// signature whose binding could not be checked (DNS indeterminate: a retry
+// can pass) or failed DNSSEC validation; or no pass for good.
+func outcomeOf(r *verify.Report) policy.InboundOutcome {
+	if reportPass(r) {
+		return policy.InboundPass
+	}
+	o := policy.InboundNoPass
+	for _, s := range r.Signatures {
+		switch {
+		case s.Binding == verify.BindingIndeterminate || s.Result == verify.ResultTempError:
+			return policy.InboundIndeterminate
+		case s.Binding == verify.BindingBogus:
+			o = policy.InboundBogus
+		}
+	}
+	return o
+}
+
+// wholeMessage renders the message as received: the header fields as the
+// MTA sent them, the empty line, the body.
+func (h *handler) wholeMessage(leadSpace bool, size int64) ([]byte, error) {
+	var hdr strings.Builder
+	for _, f := range h.headers {
+		mimeentity.WriteField(&hdr, f.name, asSent(leadSpace, f.value))
+	}
+	hdr.WriteString("\r\n")
+	body, err := h.body.Reader()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(hdr.Len() + int(h.body.Size()))
+	b.WriteString(hdr.String())
+	if _, err := b.ReadFrom(body); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// headerFromAddrs returns every address-like word (local@domain) of the
+// named fields, in any of their occurrences: a message with several From
+// fields, several addresses or one that does not parse still meets the
+// strictest inbound entry among the addresses it shows, display names and
+// comments included, so that a require entry cannot be dodged by writing
+// From oddly.
+func headerFromAddrs(hs []field, name string) []string {
+	var out []string
+	for _, f := range hs {
+		if !strings.EqualFold(f.name, name) {
+			continue
+		}
+		for _, w := range strings.FieldsFunc(mimeentity.UnfoldValue(f.value), func(r rune) bool {
+			return strings.ContainsRune(" \t,;<>()\"[]:", r)
+		}) {
+			if i := strings.LastIndexByte(w, '@'); i > 0 && i < len(w)-1 && !slices.Contains(out, w) {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// logInbound writes the one log line of an inbound message.
+func (h *handler) logInbound(log *slog.Logger, in inbound) {
+	d := in.decision
+	action := "pass"
+	switch {
+	case in.would != "":
+		action = "pass"
+	case d.Hold:
+		action = "hold"
+	case d.Action != policy.Plain:
+		action = d.Action.String()
+	}
+	attrs := []any{"direction", h.direction.String(), "rule", h.rule, "from", h.from, "header_from", in.headerFrom,
+		"level", in.match.Level.String()}
+	if in.match.Entry != "" {
+		attrs = append(attrs, "entry", in.match.Entry)
+	}
+	if in.verified {
+		attrs = append(attrs, "outcome", in.outcome.String(), "results", clip(reportSummary(in.report), maxDetail))
+	}
+	attrs = append(attrs, "action", action)
+	if !d.Reply.IsZero() {
+		attrs = append(attrs, "status", d.Reply.Enhanced)
+	}
+	if in.dryRun {
+		attrs = append(attrs, "dry_run", true)
+		if in.would != "" {
+			attrs = append(attrs, "would", in.would)
+		}
+	}
+	attrs = append(attrs, "reason", d.Reason, "duration", time.Since(h.start).Round(time.Millisecond))
+	log.Info("inbound", attrs...)
+}
+
+// outHeaders are the received header fields as the message leaves this
+// transaction's inbound half: our fields first, the forged
+// Authentication-Results fields left out. Copies that are re-injected are
+// written from them.
+func (h *handler) outHeaders() []field {
+	if len(h.inboundAdd) == 0 && len(h.forgedAR) == 0 {
+		return h.headers
+	}
+	out := append([]field(nil), h.inboundAdd...)
+	n := 0
+	for _, f := range h.headers {
+		if strings.EqualFold(f.name, authResults) {
+			n++
+			if slices.Contains(h.forgedAR, n) {
+				continue
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
