@@ -38,8 +38,9 @@ type Verifier interface {
 	Verify(ctx context.Context, message []byte) (*verify.Report, error)
 }
 
-// authResults is the field Authentication-Results (RFC 8601 §2.2).
-const authResults = "Authentication-Results"
+// ourFields are the fields that carry an authserv-id and that we write:
+// an incoming one that carries ours is removed.
+var ourFields = []string{verify.FieldAuthenticationResults, verify.FieldOpenPGP}
 
 // DefaultAuthservID is the authserv-id when Options.AuthservID is empty and
 // the host name is unknown.
@@ -57,16 +58,25 @@ type inbound struct {
 	would      string // with dryRun: what would have happened, "" if nothing
 }
 
-// countAuthResults notes an Authentication-Results field as it arrives:
-// its index among the fields of that name (1-based, go-milter's
-// ChangeHeader and the MTAs count so) when it carries our authserv-id.
+// forged is one received field to remove: its name and its index among
+// the fields of that name (1-based, as go-milter's ChangeHeader and the
+// MTAs count).
+type forged struct {
+	name  string
+	index int
+}
+
+// countAuthResults notes an Authentication-Results or DANE-OpenPGP-Result
+// field as it arrives, and remembers it when it carries our authserv-id.
 func (h *handler) countAuthResults(name, value string) {
-	if !strings.EqualFold(name, authResults) {
-		return
-	}
-	h.arCount++
-	if isOurs(value, h.opts.AuthservID) {
-		h.forgedAR = append(h.forgedAR, h.arCount)
+	for i, n := range ourFields {
+		if strings.EqualFold(name, n) {
+			h.arCount[i]++
+			if verify.IsOurs(value, h.opts.AuthservID) {
+				h.forgedAR = append(h.forgedAR, forged{n, h.arCount[i]})
+			}
+			return
+		}
 	}
 }
 
@@ -103,7 +113,7 @@ func (h *handler) inboundStep(m milter.Modifier, log *slog.Logger, leadSpace boo
 	// (Postfix renumbers after a deletion, Sendmail keeps the deleted field
 	// in its count: descending order is right for both).
 	for i := len(h.forgedAR) - 1; i >= 0; i-- {
-		if err := m.ChangeHeader(h.forgedAR[i], authResults, ""); err != nil {
+		if err := m.ChangeHeader(h.forgedAR[i].index, h.forgedAR[i].name, ""); err != nil {
 			log.Error("cannot remove a forged Authentication-Results field; message deferred", "err", err)
 			return tempFail()
 		}
@@ -112,7 +122,7 @@ func (h *handler) inboundStep(m milter.Modifier, log *slog.Logger, leadSpace boo
 	// index 0 goes above the one before, so insert the last first.
 	for i := len(h.inboundAdd) - 1; i >= 0; i-- {
 		f := h.inboundAdd[i]
-		if err := m.InsertHeader(0, f.name, h.hv(leadSpace, f.value)); err != nil {
+		if err := m.InsertHeader(0, f.name, f.value); err != nil {
 			log.Error("cannot add the verification results; message deferred", "err", err)
 			return tempFail()
 		}
@@ -144,8 +154,11 @@ func (h *handler) decideInbound(log *slog.Logger, leadSpace bool) inbound {
 	}
 	in.report, in.outcome = h.verify(log, leadSpace)
 	in.verified = true
-	for _, f := range reportFields(in.report, h.opts.AuthservID) {
-		h.inboundAdd = append(h.inboundAdd, field{f.Name, f.Value})
+	for _, f := range in.report.Fields(h.opts.AuthservID) {
+		// Folded as any field we write (RFC 5322 §2.1.1), kept in the form
+		// the MTA sent the others (asSent).
+		v := strings.TrimSuffix(strings.TrimPrefix(mimeentity.FoldField(f.Name, f.Value), f.Name+":"), "\r\n")
+		h.inboundAdd = append(h.inboundAdd, field{f.Name, h.hv(leadSpace, strings.TrimPrefix(v, " "))})
 	}
 	in.decision = policy.DecideInbound(in.match.Level, in.outcome, h.opts.RequireHold)
 	if in.dryRun {
@@ -178,9 +191,14 @@ func (h *handler) verify(log *slog.Logger, leadSpace bool) (*verify.Report, poli
 		return notChecked(verify.ResultTempError, "not verified: internal error"), policy.InboundError
 	}
 	rep, err := h.opts.Verifier.Verify(h.ctx, msg)
-	if err != nil || rep == nil {
+	if rep == nil {
 		log.Error("verification failed", "err", err)
 		return notChecked(verify.ResultTempError, "not verified: internal error"), policy.InboundError
+	}
+	if err != nil {
+		// The message deadline ended it; what could not be looked up is
+		// temperror in the report (and defers a require sender).
+		log.Warn("verification did not finish", "err", err)
 	}
 	return rep, outcomeOf(rep)
 }
@@ -194,7 +212,7 @@ func notChecked(r verify.Result, reason string) *verify.Report {
 // signature whose binding could not be checked (DNS indeterminate: a retry
 // can pass) or failed DNSSEC validation; or no pass for good.
 func outcomeOf(r *verify.Report) policy.InboundOutcome {
-	if reportPass(r) {
+	if r.Pass() {
 		return policy.InboundPass
 	}
 	o := policy.InboundNoPass
@@ -271,7 +289,7 @@ func (h *handler) logInbound(log *slog.Logger, in inbound) {
 		attrs = append(attrs, "entry", in.match.Entry)
 	}
 	if in.verified {
-		attrs = append(attrs, "outcome", in.outcome.String(), "results", clip(reportSummary(in.report), maxDetail))
+		attrs = append(attrs, "outcome", in.outcome.String(), "results", clip(in.report.Summary(), maxDetail))
 	}
 	attrs = append(attrs, "action", action)
 	if !d.Reply.IsZero() {
@@ -296,11 +314,11 @@ func (h *handler) outHeaders() []field {
 		return h.headers
 	}
 	out := append([]field(nil), h.inboundAdd...)
-	n := 0
+	var n [2]int
 	for _, f := range h.headers {
-		if strings.EqualFold(f.name, authResults) {
-			n++
-			if slices.Contains(h.forgedAR, n) {
+		if i := slices.IndexFunc(ourFields, func(n string) bool { return strings.EqualFold(n, f.name) }); i >= 0 {
+			n[i]++
+			if slices.Contains(h.forgedAR, forged{ourFields[i], n[i]}) {
 				continue
 			}
 		}

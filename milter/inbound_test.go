@@ -13,6 +13,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/verify"
 
@@ -53,6 +54,7 @@ const inboundMsg = "Authentication-Results: mx.local.example; smime=pass\r\n" +
 	"Received: from relay.example by mx.local.example\r\n" +
 	"Authentication-Results: relay.example; spf=pass smtp.mailfrom=bank.example\r\n" +
 	"authentication-results: (comment) MX.Local.Example;\r\n smime=pass body.smime-identifier=ceo@bank.example\r\n" +
+	"DANE-OpenPGP-Result: mx.local.example; openpgp=pass\r\n" +
 	"From: Bank <ceo@bank.example>\r\n" +
 	"To: user@local.example\r\n" +
 	"Subject: statement\r\n" +
@@ -138,7 +140,7 @@ func TestForgedAuthResultsRemoved(t *testing.T) {
 			}
 			var kept []string
 			for _, a := range authResultsOf(res.Message) {
-				if !isOurs(a, ourID) {
+				if !verify.IsOurs(a, ourID) {
 					kept = append(kept, a)
 				}
 			}
@@ -146,7 +148,7 @@ func TestForgedAuthResultsRemoved(t *testing.T) {
 				t.Errorf("other hosts' fields %q", kept)
 			}
 			for _, a := range authResultsOf(res.Message) {
-				if isOurs(a, ourID) && strings.Contains(a, "ceo@bank.example") {
+				if verify.IsOurs(a, ourID) && strings.Contains(a, "ceo@bank.example") {
 					t.Errorf("forged field kept: %q", a)
 				}
 			}
@@ -159,6 +161,11 @@ func TestForgedAuthResultsRemoved(t *testing.T) {
 			}
 			if !slices.Equal(dels, []uint32{3, 1}) {
 				t.Errorf("deleted indices %v, want [3 1]", dels)
+			}
+			for _, o := range header(res.Message, verify.FieldOpenPGP) {
+				if strings.Contains(o, "openpgp=pass") {
+					t.Errorf("forged %s kept: %q", verify.FieldOpenPGP, o)
+				}
 			}
 			if v.calls() != tc.calls {
 				t.Errorf("verifier called %d times, want %d", v.calls(), tc.calls)
@@ -185,14 +192,11 @@ func TestInboundVerifiesWholeMessage(t *testing.T) {
 				t.Errorf("verifier got\n%q\nwant\n%q", got, inboundMsg)
 			}
 			r := v.report
-			fields := reportFields(&r, ourID)
-			if len(fields) == 0 {
-				t.Skip("verify.Report.Fields not there yet")
-			}
+			fields := r.Fields(ourID)
 			hdrs, _, err := miltertest.SplitMessage(res.Message)
 			must(t, err)
 			for i, f := range fields {
-				if i >= len(hdrs) || hdrs[i].Name != f.Name || strings.TrimSpace(hdrs[i].Value) != strings.TrimSpace(f.Value) {
+				if i >= len(hdrs) || hdrs[i].Name != f.Name || mimeentity.UnfoldValue(hdrs[i].Value) != f.Value {
 					t.Fatalf("header field %d is %+v, want %+v at the top", i, hdrs[min(i, len(hdrs)-1)], f)
 				}
 			}
@@ -363,7 +367,7 @@ func TestInboundLogLine(t *testing.T) {
 		t.Errorf("%d inbound lines for an outbound message", n)
 	}
 	msgs := logs2.lines(t, "message")
-	if len(msgs) != 1 || msgs[0]["direction"] != "outbound" || msgs[0]["rule"] != "outbound_daemons" || fmt.Sprint(msgs[0]["forged_auth_results_removed"]) != "2" {
+	if len(msgs) != 1 || msgs[0]["direction"] != "outbound" || msgs[0]["rule"] != "outbound_daemons" || fmt.Sprint(msgs[0]["forged_auth_results_removed"]) != "3" {
 		t.Errorf("message lines %v", msgs)
 	}
 }
@@ -396,8 +400,37 @@ func TestInboundAndOutboundInOneMessage(t *testing.T) {
 			t.Errorf("%v after the body replacement", m)
 		}
 	}
-	if len(authResultsOf(res.Message)) != 1 {
-		t.Errorf("Authentication-Results %q", authResultsOf(res.Message))
+	if ar := authResultsOf(res.Message); len(ar) != 2 || !strings.Contains(ar[0], "smime=pass") || !strings.HasPrefix(ar[1], "relay.example;") {
+		t.Errorf("Authentication-Results %q", ar)
 	}
 	_ = alice.decrypt(t, res.Message)
+}
+
+// TestInboundRealVerifier: the daemon's own verifier over a fake resolver:
+// an unsigned message gets "smime=none" at the top, and a require sender
+// is refused.
+func TestInboundRealVerifier(t *testing.T) {
+	fake := &dane.Fake{}
+	for _, tc := range []struct {
+		senders map[string]string
+		reply   string
+	}{{nil, ""}, {map[string]string{"bank.example": "require"}, "550 5.7.1"}} {
+		opts := inboundOpts(&verify.Verifier{Resolver: fake}, tc.senders)
+		addr := start(t, opts)
+		for _, m := range mtas {
+			res := simulate(t, addr, m.mta, []string{"user@local.example"}, inboundMsg)
+			if tc.reply != "" {
+				if !strings.HasPrefix(res.Final.SMTPReply, tc.reply) {
+					t.Errorf("%s: final %+v, want %s", m.name, res.Final, tc.reply)
+				}
+				continue
+			}
+			hdrs, _, err := miltertest.SplitMessage(res.Message)
+			must(t, err)
+			if res.Final.Type != gomilter.ActionAccept || hdrs[0].Name != "Authentication-Results" ||
+				!strings.HasPrefix(mimeentity.UnfoldValue(hdrs[0].Value), ourID+"; smime=none") {
+				t.Errorf("%s: final %+v, first field %+v", m.name, res.Final, hdrs[0])
+			}
+		}
+	}
 }

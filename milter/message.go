@@ -53,11 +53,11 @@ type message struct {
 	// direction is the message's, decided at MAIL FROM by rule.
 	direction Direction
 	rule      string
-	// arCount counts the Authentication-Results fields received; forgedAR
-	// holds the indices (among them, 1-based) of those that carry our
-	// authserv-id, to be removed (inbound.go).
-	arCount  int
-	forgedAR []int
+	// arCount counts the Authentication-Results and DANE-OpenPGP-Result
+	// fields received; forgedAR are those that carry our authserv-id, to
+	// be removed (inbound.go).
+	arCount  [2]int // per ourFields
+	forgedAR []forged
 	// inboundAdd are the fields of the verification report, inserted at
 	// the top of the header; inboundTrace is the trace header value of an
 	// inbound dry run ("" for none).
