@@ -80,6 +80,10 @@ type Config struct {
 	SMIME    SMIME    `toml:"smime"`
 	OpenPGP  OpenPGP  `toml:"openpgp"`
 	Format   Format   `toml:"format"`
+	// Direction says which messages are inbound (verified for the local
+	// recipients) and which outbound; Inbound is the inbound policy.
+	Direction Direction `toml:"direction"`
+	Inbound   Inbound   `toml:"inbound"`
 
 	// Network and Address are Listen parsed for net.Listen.
 	Network string `toml:"-"`
@@ -99,6 +103,64 @@ type Config struct {
 	Roots *x509.CertPool `toml:"-"`
 	// formatDomains is Format.Domains with normalized keys.
 	formatDomains map[string]string
+	// DirectionRules is Direction parsed.
+	DirectionRules milter.DirectionRules `toml:"-"`
+	// InboundLevels is Inbound.Default and Inbound.Senders parsed;
+	// RequireHold is Inbound.RequireAction = "hold".
+	InboundLevels *policy.InboundTable `toml:"-"`
+	RequireHold   bool                 `toml:"-"`
+}
+
+// Direction classifies each message at MAIL FROM. The first rule that
+// applies wins, in this order: the daemon name lists, Authenticated, local
+// submission (Postfix's sendmail(1) and pickup, {client_port} "0":
+// outbound), OutboundNetworks, Default. Direction decides only whether
+// inbound verification runs: remote recipients are encrypted in both
+// directions, so a message classified wrongly never leaves in clear.
+type Direction struct {
+	// InboundDaemons are {daemon_name} values whose mail is inbound (Postfix:
+	// -o milter_macro_daemon_name=NAME on a master.cf service; Sendmail:
+	// DaemonPortOptions Name=NAME). Default [].
+	InboundDaemons []string `toml:"inbound_daemons"`
+	// OutboundDaemons are {daemon_name} values whose mail is outbound.
+	// Default ["ORIGINATING"] (Postfix's submission idiom); add "MSA" for
+	// Sendmail's submission port.
+	OutboundDaemons []string `toml:"outbound_daemons"`
+	// Authenticated is the direction of mail from a client that did SMTP
+	// AUTH ({auth_authen} set): outbound (default), inbound, or "" to not
+	// use this rule.
+	Authenticated *string `toml:"authenticated"`
+	// OutboundNetworks are client addresses ({client_addr}) whose mail is
+	// outbound, like Postfix's mynetworks, as CIDR prefixes or addresses.
+	// Default ["127.0.0.0/8", "::1/128"].
+	OutboundNetworks []string `toml:"outbound_networks"`
+	// Default is the direction when no rule applies: inbound (default) or
+	// outbound.
+	Default string `toml:"default"`
+}
+
+// Inbound is the inbound policy, per RFC5322.From sender.
+type Inbound struct {
+	// Default level for senders no entry matches: none, report (default)
+	// or require, optionally followed by "dry-run".
+	Default string `toml:"default"`
+	// AuthservID is the authserv-id of the Authentication-Results fields
+	// danemilter writes (RFC 8601 §2.5), and of the incoming ones it
+	// removes as forged. A domain-like name; default the host name.
+	AuthservID string `toml:"authserv_id"`
+	// RequireAction is what happens to a message from a require sender
+	// without a pass: reject (default, 550 5.7.1) or hold (Postfix's hold
+	// queue, Sendmail's quarantine; the MTA must offer it, or the message
+	// is deferred). DNS failures always defer (451).
+	RequireAction string `toml:"require_action"`
+	// MaxVerifySize is the largest message verified; a larger one is
+	// reported "smime=neutral" (not checked) and refused from a require
+	// sender (552 5.3.4). Default max_message_size, and not above it.
+	MaxVerifySize ByteSize `toml:"max_verify_size"`
+	// Senders maps a sender address, a domain or a ".parent" domain to a
+	// level, optionally followed by "dry-run"; the most specific entry
+	// wins, as in [policy.recipients].
+	Senders map[string]string `toml:"senders"`
 }
 
 // SMIME configures S/MIME encryption and the trust in SMIMEA records.
@@ -633,6 +695,9 @@ func (c *Config) setDefaults() error {
 	if err := c.setLimitDefaults(); err != nil {
 		return err
 	}
+	if err := c.setInboundDefaults(); err != nil {
+		return err
+	}
 	if c.Reinject.Helo == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
@@ -659,6 +724,156 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	return nil
+}
+
+// Defaults of [direction] and [inbound].
+var (
+	DefaultOutboundDaemons  = []string{"ORIGINATING"}
+	DefaultOutboundNetworks = []string{"127.0.0.0/8", "::1/128"}
+)
+
+// setInboundDefaults fills in and checks [direction] and [inbound].
+func (c *Config) setInboundDefaults() error {
+	d := &c.Direction
+	if d.InboundDaemons == nil {
+		d.InboundDaemons = []string{}
+	}
+	if d.OutboundDaemons == nil {
+		d.OutboundDaemons = append([]string(nil), DefaultOutboundDaemons...)
+	}
+	for _, k := range []struct {
+		key  string
+		list []string
+	}{{"direction.inbound_daemons", d.InboundDaemons}, {"direction.outbound_daemons", d.OutboundDaemons}} {
+		for i, n := range k.list {
+			if n == "" || strings.ContainsAny(n, " \t\r\n") {
+				return invalid(k.key, "entry %d: %q is not a daemon name", i+1, n)
+			}
+		}
+	}
+	for _, n := range d.InboundDaemons {
+		if slices.Contains(d.OutboundDaemons, n) {
+			return invalid("direction.inbound_daemons", "%q is in outbound_daemons too", n)
+		}
+	}
+	if d.Authenticated == nil {
+		v := "outbound"
+		d.Authenticated = &v
+	}
+	r := milter.DirectionRules{InboundDaemons: d.InboundDaemons, OutboundDaemons: d.OutboundDaemons}
+	switch *d.Authenticated {
+	case "":
+	case "inbound", "outbound":
+		dir := parseDirection(*d.Authenticated)
+		r.Authenticated = &dir
+	default:
+		return invalid("direction.authenticated", "want outbound, inbound or \"\" (rule off), got %q", *d.Authenticated)
+	}
+	if d.OutboundNetworks == nil {
+		d.OutboundNetworks = append([]string(nil), DefaultOutboundNetworks...)
+	}
+	for i, n := range d.OutboundNetworks {
+		p, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(n))
+			if aerr != nil {
+				return invalid("direction.outbound_networks", "entry %d: %q is not an address or CIDR prefix like 192.0.2.0/24", i+1, n)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		r.OutboundNetworks = append(r.OutboundNetworks, p.Masked())
+	}
+	switch d.Default {
+	case "":
+		d.Default = "inbound"
+	case "inbound", "outbound":
+	default:
+		return invalid("direction.default", "want inbound or outbound, got %q", d.Default)
+	}
+	r.Default = parseDirection(d.Default)
+	c.DirectionRules = r
+
+	in := &c.Inbound
+	if in.Default == "" {
+		in.Default = policy.InboundReport.String()
+	}
+	def, err := policy.ParseInboundEntry(in.Default)
+	if err != nil {
+		return invalid("inbound.default", "%v", err)
+	}
+	t := policy.NewInboundTable(def.Level)
+	if def.DryRun {
+		// A dry-run default is an entry for every sender: the root of
+		// all domains cannot be written as a key, so keep it apart.
+		return invalid("inbound.default", "dry-run is given per entry in [inbound.senders], or for everything with dry_run = true")
+	}
+	for k, v := range in.Senders {
+		e, err := policy.ParseInboundEntry(v)
+		if err != nil {
+			return invalid("inbound.senders."+strconv.Quote(k), "%v", err)
+		}
+		if err := t.SetEntry(k, e); err != nil {
+			return invalid("inbound.senders."+strconv.Quote(k), "%v", err)
+		}
+	}
+	c.InboundLevels = t
+	if in.AuthservID == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = milter.DefaultAuthservID
+		}
+		if !validAuthservID(h) {
+			return invalid("inbound.authserv_id", "the host name %q is not a valid authserv-id; set authserv_id to this host's domain name", h)
+		}
+		in.AuthservID = h
+	}
+	if !validAuthservID(in.AuthservID) {
+		return invalid("inbound.authserv_id", "%q is not a valid authserv-id (RFC 8601 §2.5: a domain name like mx.example.org)", in.AuthservID)
+	}
+	switch in.RequireAction {
+	case "":
+		in.RequireAction = "reject"
+	case "reject":
+	case "hold":
+		c.RequireHold = true
+	default:
+		return invalid("inbound.require_action", "want reject or hold, got %q", in.RequireAction)
+	}
+	if in.MaxVerifySize == 0 {
+		in.MaxVerifySize = c.MaxMessageSize
+	}
+	if in.MaxVerifySize > c.MaxMessageSize {
+		return invalid("inbound.max_verify_size", "%d is more than max_message_size (%d): a larger message is not kept whole", int64(in.MaxVerifySize), int64(c.MaxMessageSize))
+	}
+	return nil
+}
+
+func parseDirection(s string) milter.Direction {
+	if s == "outbound" {
+		return milter.Outbound
+	}
+	return milter.Inbound
+}
+
+// validAuthservID accepts a domain-like authserv-id (RFC 8601 §2.5: "a
+// token ... such as the DNS domain name of the host"): labels of letters,
+// digits and hyphens, dot-separated, at most 253 characters, so that it is
+// an RFC 2045 token that needs no quoting.
+func validAuthservID(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // IsLocal reports whether domain (lowercase, no trailing dot) is one of the
