@@ -20,6 +20,7 @@ import (
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/safefile"
 	"github.com/danemilter/danemilter/smime"
+	"github.com/danemilter/danemilter/verify"
 )
 
 // serve runs the daemon until SIGTERM or SIGINT. The first signal stops
@@ -65,7 +66,8 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 		return err
 	}
 	logger.Info("listening", "version", version, "listen", cfg.Listen, "resolvers", cfg.DNS.Resolvers, "default_policy", cfg.Levels.Default().String(),
-		"policy_entries", levels.Table().Len(), "cipher", cfg.Cipher.String(), "openpgp", *cfg.OpenPGP.Enabled, "cert_dir", cfg.SMIME.CertDir, "map_file", cfg.Policy.MapFile, "local_domains", cfg.LocalDomains, "reinject", cfg.ReinjectAddress, "dry_run", cfg.DryRun)
+		"policy_entries", levels.Table().Len(), "cipher", cfg.Cipher.String(), "openpgp", *cfg.OpenPGP.Enabled, "cert_dir", cfg.SMIME.CertDir, "map_file", cfg.Policy.MapFile, "local_domains", cfg.LocalDomains, "reinject", cfg.ReinjectAddress, "dry_run", cfg.DryRun,
+		"inbound_default", cfg.Inbound.Default, "inbound_senders", cfg.InboundLevels.Len(), "authserv_id", cfg.Inbound.AuthservID, "require_action", cfg.Inbound.RequireAction)
 
 	// go-milter reports malformed packets, limits hit, accept errors and
 	// recovered panics through this hook; they go to our log.
@@ -193,5 +195,13 @@ func daemonOptions(cfg *config.Config, logger *slog.Logger, resolver dane.Resolv
 		MemoryBudget:       int64(cfg.Limits.MemoryBudget),
 		IdleTimeout:        time.Duration(cfg.Timeouts.Idle),
 		PacketTimeout:      time.Duration(cfg.Timeouts.Packet),
+		// Inbound: the same resolver (and its cache) and Selector as the
+		// outbound lookups.
+		Direction:     cfg.DirectionRules,
+		Verifier:      &verify.Verifier{Resolver: resolver, Selector: selector, LowercaseLocalPart: cfg.DNS.LowercaseLocalPart},
+		Inbound:       cfg.InboundLevels,
+		AuthservID:    cfg.Inbound.AuthservID,
+		RequireHold:   cfg.RequireHold,
+		MaxVerifySize: int64(cfg.Inbound.MaxVerifySize),
 	}
 }
