@@ -67,8 +67,10 @@ type Config struct {
 	MemoryThreshold ByteSize `toml:"memory_threshold"`
 	// SpoolDir holds spooled bodies; default the system temporary directory.
 	SpoolDir string `toml:"spool_dir"`
-	// DryRun logs decisions and adds the trace header, but never changes or
-	// refuses a message.
+	// DryRun logs decisions and adds the trace header, but never encrypts,
+	// refuses, holds or splits a message. Inbound, the verification results
+	// are still added and forged ones of ours still removed: they are
+	// reports, not decisions.
 	DryRun bool `toml:"dry_run"`
 
 	DNS      DNS      `toml:"dns"`
