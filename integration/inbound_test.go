@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -427,6 +428,10 @@ type inboundCase struct {
 	// verifies: the delivered copy must still verify (openssl cms
 	// -verify -noverify, gpg --verify).
 	verifies bool
+	// from is the message's From address, which a pass must name as the
+	// signer (body.smime-identifier, body.openpgp-identifier); wantResult
+	// reads it from the message when empty.
+	from string
 }
 
 func (in *inboundEnv) cases() []inboundCase {
@@ -499,6 +504,7 @@ func (in *inboundEnv) testCase(t *testing.T, server string, c inboundCase) {
 	orig := in.msgs[c.name]
 	got := in.deliverVia(t, server, orig)
 	ours, _ := authResults(t, got)
+	c.from = fromAddr(t, orig)
 	in.wantResult(t, ours, c)
 	wantBodyKept(t, got, orig)
 	if c.verifies {
@@ -547,6 +553,9 @@ func (in *inboundEnv) wantResult(t *testing.T, ours []arField, c inboundCase) {
 				if record != "" && !strings.Contains(collapseSpace(f.raw), record) {
 					t.Errorf("%s=%s does not name the record that binds the signer (%q): %q", method, r.result, record, f.raw)
 				}
+				if id := r.props["body."+method+"-identifier"]; result == "pass" && c.from != "" && !strings.EqualFold(id, c.from) {
+					t.Errorf("%s=pass names the signer %q, want the From address %s: %q", method, id, c.from, f.raw)
+				}
 			}
 		}
 		if len(found) != 1 || found[0] != result {
@@ -567,13 +576,19 @@ func (in *inboundEnv) testForged(t *testing.T) {
 	orig := in.msgs["forged"]
 	got := in.deliverVia(t, in.smtpMX(), orig)
 	ours, foreign := authResults(t, got)
-	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass", binding: "bound"})
+	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass", binding: "bound", from: in.alice.addr})
 	for _, f := range ours {
 		if strings.Contains(f.raw, "forged") {
 			t.Errorf("a forged field is still there: %q", f.raw)
 		}
 	}
 	wantForeign(t, foreign)
+	fields, _ := splitMessage(t, got)
+	var names []string
+	for _, f := range fields {
+		names = append(names, fieldName(f))
+	}
+	t.Logf("header fields as delivered: %s", strings.Join(names, ", "))
 	if len(ours) > 0 && len(foreign) > 0 && ours[0].index > foreign[0].index {
 		t.Errorf("our field (header field %d) is below the foreign one (field %d), want it on top (RFC 8601 §1)", ours[0].index, foreign[0].index)
 	}
@@ -633,7 +648,7 @@ func (in *inboundEnv) testRequireSigned(t *testing.T) {
 	orig := in.msgs["bank-signed"]
 	got := in.deliverVia(t, in.mx, orig)
 	ours, _ := authResults(t, got)
-	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass", binding: "bound", record: "SMIMEA 3 0 0"})
+	in.wantResult(t, ours, inboundCase{method: "smime", result: "pass", binding: "bound", record: "SMIMEA 3 0 0", from: in.teller.addr})
 	wantBodyKept(t, got, orig)
 }
 
@@ -894,6 +909,16 @@ func resultOf(r authres.Result) arResult {
 		return arResult{method: "auth", result: string(r.Value)}
 	}
 	return arResult{method: fmt.Sprintf("%T", r)}
+}
+
+// fromAddr is the address of a message's From field.
+func fromAddr(t *testing.T, msg []byte) string {
+	t.Helper()
+	a, err := mail.ParseAddress(parseHeader(t, msg).Get("From"))
+	if err != nil {
+		t.Fatalf("From of the test's own message: %v", err)
+	}
+	return a.Address
 }
 
 func raws(fs []arField) []string {
