@@ -18,6 +18,7 @@
 //	danemilter serve --config FILE          run the daemon
 //	danemilter check-config --config FILE   validate and print the effective configuration
 //	danemilter lookup [--config FILE] ADDR  show what the daemon sees for a recipient
+//	danemilter verify [--config FILE] FILE  show what the daemon concludes about a received message's signatures
 //	danemilter record smimea --cert FILE [--usage U --selector S --matching M] ADDR
 //	danemilter record openpgpkey --key FILE ADDR
 //	danemilter demo                         encrypt a sample message in-process, no set-up needed
@@ -51,6 +52,7 @@ func usage(w io.Writer) {
   danemilter serve --config FILE          run the milter daemon
   danemilter check-config --config FILE   validate FILE and print the effective configuration
   danemilter lookup [--config FILE] ADDR  show the SMIMEA and OPENPGPKEY records, DNSSEC status and decision for ADDR
+  danemilter verify [--config FILE] FILE  verify the S/MIME or PGP/MIME signatures of a received message (.eml) and their DANE binding
   danemilter record smimea|openpgpkey ... ADDR  print the SMIMEA or OPENPGPKEY record for ADDR
   danemilter demo                         encrypt a sample message in-process (no DNS, no MTA needed)
   danemilter version
@@ -67,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "/etc/danemilter/danemilter.toml", "configuration file")
 	switch cmd {
-	case "serve", "check-config", "lookup":
+	case "serve", "check-config", "lookup", "verify":
 	case "demo":
 		return runDemo(stdout, stderr)
 	case "record":
@@ -88,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var cfg *config.Config
 	var err error
-	if cmd == "lookup" && !flagSet(fs, "config") {
+	if (cmd == "lookup" || cmd == "verify") && !flagSet(fs, "config") {
 		if _, statErr := os.Stat(*cfgPath); statErr != nil {
 			cfg, err = config.Parse("(defaults)", nil)
 		} else {
@@ -119,6 +121,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return runLookup(cfg, fs.Arg(0), stdout, stderr)
+	case "verify":
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, "danemilter verify: want exactly one message file")
+			return 2
+		}
+		return runVerify(cfg, fs.Arg(0), stdout, stderr)
 	}
 	logger, err := newLogger(cfg, stderr)
 	if err != nil {
