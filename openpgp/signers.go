@@ -37,6 +37,14 @@ import (
 // revocation). The caller must pass only records of a DNSSEC-secure answer
 // (RFC 7929 §7).
 func SigningKeys(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
+	return selectWith(addr, rrs, now, checkSigner)
+}
+
+// selectWith parses the OPENPGPKEY records among rrs and keeps the keys
+// that check accepts for addr at now (it returns the algorithm name, or a
+// reason to reject), once each: the loop of SigningKeys, and of SelectKeys
+// with checkEntity.
+func selectWith(addr string, rrs []dns.RR, now time.Time, check func(string, *pgp.Entity, time.Time) (string, string)) ([]Key, []Rejected) {
 	var keys []Key
 	var rejected []Rejected
 	seen := map[string]bool{}
@@ -55,7 +63,7 @@ func SigningKeys(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
 			rejected = append(rejected, Rejected{Record: r, Reason: reason})
 		}
 		for _, e := range entities {
-			alg, reason := checkSigner(addr, e, now)
+			alg, reason := check(addr, e, now)
 			if reason != "" {
 				rejected = append(rejected, Rejected{Record: r, Reason: keyLabel(e) + ": " + reason})
 				continue
