@@ -116,7 +116,8 @@ func TestInboundEndToEnd(t *testing.T) {
 			parallel("mx/"+c.name, func(t *testing.T) { pf.testCase(t, pf.mx, c) })
 		}
 		parallel("mx/forged-and-foreign-results", pf.testForged)
-		parallel("outbound/no-results-forged-removed", pf.testOutbound)
+		parallel("outbound/no-results-forged-removed", func(t *testing.T) { pf.testOutbound(t, pf.try) })
+		parallel("local-submission/no-results-forged-removed", func(t *testing.T) { pf.testOutbound(t, pf.postfixSendmail) })
 		parallel("require/unsigned-refused", pf.testRequireRefused)
 		parallel("require/signed-passes", pf.testRequireSigned)
 		parallel("require/dry-run-delivered", pf.testRequireDryRun)
@@ -374,7 +375,9 @@ func (in *inboundEnv) makeMessages(t *testing.T) {
 	m["smime-opaque"] = msg(in.alice.addr, "opaque", aliceOpaque)
 	m["smime-nested-in-mixed"] = msg(in.alice.addr, "nested", nestedInMixed(t, alice))
 	m["smime-3-1-1"] = msg(in.hashed.addr, "hashed", in.smimeSigned(t, in.hashed, signedEntity, false, ""))
-	m["smime-dane-ta-2-0-0"] = msg(in.ta.addr, "dane-ta", in.smimeSigned(t, in.ta, signedEntity, false, in.root.certFile))
+	// The root is not in the signature: the 2 0 0 record carries it
+	// (RFC 7671 §5.2.2).
+	m["smime-dane-ta-2-0-0"] = msg(in.ta.addr, "dane-ta", in.smimeSigned(t, in.ta, signedEntity, false, ""))
 	m["smime-tampered-detached"] = tamperText(t, msg(in.alice.addr, "tampered detached", alice))
 	m["smime-tampered-opaque"] = msg(in.alice.addr, "tampered opaque", tamperOpaque(t, aliceOpaque))
 	m["smime-from-mismatch"] = msg("eve@signer.test", "from mismatch", alice)
@@ -473,6 +476,24 @@ func (in *inboundEnv) try(t *testing.T, server string, msg []byte) attempt {
 	a := attempt{marker: in.marker(t)}
 	a.transcript, a.err = in.sendTo(t, server, []string{inboundRcpt}, withMarker(msg, a.marker))
 	a.rcpt, a.data = parseSwaks(a.transcript)
+	return a
+}
+
+// postfixSendmail submits msg to the local user with Postfix's sendmail
+// (postdrop, pickup, cleanup: non_smtpd_milters); server is not used. The
+// returned attempt's data is "250" when sendmail took the message.
+func (in *inboundEnv) postfixSendmail(t *testing.T, _ string, msg []byte) attempt {
+	t.Helper()
+	a := attempt{marker: in.marker(t)}
+	// Local line ends; -i: a lone "." is text; root may name any -C.
+	lf := bytes.ReplaceAll(withMarker(msg, a.marker), []byte("\r\n"), []byte("\n"))
+	sendmail := strings.TrimSpace(string(run(t, "", 30*time.Second, mustLookPath(t, "postconf"), "-c", in.postfix.confDir, "-h", "sendmail_path")))
+	argv := []string{sendmail, "-C", in.postfix.confDir, "-i", "-f", sender, "--", inboundRcpt}
+	out, errOut, err := runStdin(lf, 60*time.Second, argv...)
+	a.transcript, a.err = fmt.Sprintf("%s\n%s%s", strings.Join(argv, " "), out, errOut), err
+	if err == nil {
+		a.data = "250 (sendmail)"
+	}
 	return a
 }
 
@@ -605,12 +626,15 @@ func (in *inboundEnv) smtpMX() string {
 	return in.mx
 }
 
-// testOutbound: the forged message through the outbound listener gets no
+// testOutbound: the forged message submitted as outbound mail (through
+// the outbound smtpd, or Postfix's sendmail: a local submission) gets no
 // Authentication-Results of ours, and the forged ones are removed all the
 // same; the foreign one is kept.
-func (in *inboundEnv) testOutbound(t *testing.T) {
+func (in *inboundEnv) testOutbound(t *testing.T, submit func(t *testing.T, server string, msg []byte) attempt) {
 	orig := in.msgs["forged"]
-	got := in.deliverVia(t, in.postfix.smtp, orig)
+	a := submit(t, in.postfix.smtp, orig)
+	a.wantQueued(t)
+	got := in.received(t, a)
 	ours, foreign := authResults(t, got)
 	if len(ours) != 0 {
 		t.Errorf("outbound mail has Authentication-Results of %s: %q", inboundAuthservID, raws(ours))
