@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/mail"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -124,6 +126,16 @@ func TestInboundEndToEnd(t *testing.T) {
 		parallel("require/hold", pf.testRequireHold)
 		parallel("require/bogus-tempfail", func(t *testing.T) { pf.testRequireDNS(t, pf.msgs["bogus"], "451 4.7.5") })
 		parallel("require/indeterminate-tempfail", func(t *testing.T) { pf.testRequireDNS(t, pf.msgs["indeterminate"], "451 4.4.3") })
+	})
+	// The operator's tool on the same messages, through the same DNS:
+	// what it says the daemon would add is what the daemon added.
+	t.Run("cli-verify", func(t *testing.T) {
+		for _, c := range pf.cliCases() {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				pf.testCLI(t, c)
+			})
+		}
 	})
 	sm := in.forMTA(e.mtas[1])
 	t.Run("sendmail", func(t *testing.T) {
@@ -461,6 +473,57 @@ func (in *inboundEnv) cases() []inboundCase {
 		// Neither is ever a pass.
 		{name: "openpgp-record-mismatch", method: "openpgp", result: "policy", binding: "mismatch"},
 		{name: "openpgp-from-mismatch", method: "openpgp", result: "neutral", binding: "no-record", verifies: true},
+	}
+}
+
+// cliCases are cases for "danemilter verify": every message case, and
+// the signed messages whose records are bogus or cannot be had, which the
+// daemon refuses for their "require" senders and the tool reports.
+func (in *inboundEnv) cliCases() []inboundCase {
+	return append(in.cases(),
+		inboundCase{name: "bogus", method: "smime", result: "permerror", binding: "bogus"},
+		inboundCase{name: "indeterminate", method: "smime", result: "temperror", binding: "indeterminate"},
+		inboundCase{name: "bank-signed", method: "smime", result: "pass", binding: "bound", record: "SMIMEA 3 0 0"},
+		inboundCase{name: "bank-unsigned", method: "smime", result: "none"},
+	)
+}
+
+// testCLI runs "danemilter verify" on c's message as sent, with the
+// daemon's configuration: its exit code (0 pass, 2 not checkable, 1
+// otherwise) and the header fields it says the daemon would add must be
+// what c wants, as for the fields the daemon added.
+func (in *inboundEnv) testCLI(t *testing.T, c inboundCase) {
+	orig := in.msgs[c.name]
+	f := filepath.Join(in.dir, "cli-"+c.name+".eml")
+	writeFile(t, f, orig, 0o644)
+	out, errOut, err := runErr("", time.Minute, in.bin, "verify", "--config", in.config, f)
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("danemilter verify: %v\n%s", err, errOut)
+	}
+	want := 1
+	switch c.result {
+	case "pass":
+		want = 0
+	case "temperror":
+		want = 2
+	}
+	if code != want {
+		t.Errorf("danemilter verify %s: exit %d, want %d\n%s", c.name, code, want, out)
+	}
+	_, fields, ok := strings.Cut(string(out), "header fields the daemon would add")
+	if _, fields, ok = strings.Cut(fields, "\n"); !ok {
+		t.Fatalf("danemilter verify printed no header fields:\n%s", out)
+	}
+	ours, _ := authResults(t, append(toCRLF([]byte(fields)), "\r\n"...))
+	c.from = fromAddr(t, orig)
+	in.wantResult(t, ours, c)
+	if t.Failed() {
+		t.Logf("danemilter verify %s:\n%s", c.name, out)
 	}
 }
 

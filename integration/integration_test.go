@@ -30,6 +30,17 @@
 // encrypted passes untouched only when it really is encrypted to the
 // recipient's key.
 //
+// TestInboundEndToEnd (inbound_test.go) proves inbound verification (issue
+// 13) in its own environment: mail signed by openssl cms -sign and gpg
+// --detach-sign (and tampered, mis-addressed, unsigned, carrying forged
+// Authentication-Results) comes in through a Postfix smtpd whose
+// {daemon_name} is inbound, and through Sendmail, to a local user; the
+// delivered copy carries the right Authentication-Results or
+// DANE-OpenPGP-Result, no forged field, and the signed body unchanged.
+// "require" senders are refused (550), held (Postfix's hold queue),
+// deferred when DNS is bogus or unreachable (451), or announced in dry
+// run; "danemilter verify" agrees with what the daemon added.
+//
 // Each test brings up its environment with newEnv and start (env_test.go)
 // from an envSpec: its zones, its danemilter configuration, what Postfix
 // adds, whether Sendmail runs too. Test keys and certificates come from
