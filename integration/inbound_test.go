@@ -26,6 +26,7 @@ const (
 	bankZone   = "bank.test."
 	brokenZone = "broken.test."
 	downZone   = "down.test."
+	plainZone  = "plain.test."
 )
 
 // inboundAuthservID is danemilter's authserv-id in TestInboundEndToEnd
@@ -47,6 +48,7 @@ const inboundRcpt = "rcpt@local.test"
 //     OPENPGPKEY of a key that is not the one he signs with); eve has no
 //     record;
 //   - bank.test, signed: teller (SMIMEA 3 0 0); its mail is "require";
+//   - plain.test, unsigned: ivan's SMIMEA 3 0 0 is insecure;
 //   - broken.test, signed, its SMIMEA records changed after signing
 //     (bogus), and down.test, whose name server does not answer
 //     (indeterminate): both "require";
@@ -77,6 +79,7 @@ func TestInboundEndToEnd(t *testing.T) {
 			{name: bankZone, signed: true, users: []*user{in.teller}},
 			{name: brokenZone, signed: true, tamper: true, users: []*user{in.erin}},
 			{name: downZone, unreachable: true},
+			{name: plainZone, users: []*user{in.ivan}},
 		},
 		config: func(dir string, milterPort int, _ string) string {
 			// Sendmail's danemilter (in its own directory) takes its one
@@ -166,6 +169,7 @@ type inboundEnv struct {
 	// (bogus), dan@down.test (indeterminate).
 	alice, hashed, ta, mallory, malloryPublished *user
 	teller, erin, dan                            *user
+	ivan                                         *user // plain.test: unsigned zone, SMIMEA 3 0 0 (insecure)
 	root                                         *testCA
 	// OpenPGP signers: bob (his key published), dave (signs with a key
 	// other than daveOther, which his record holds).
@@ -225,6 +229,7 @@ func (in *inboundEnv) makeKeys(t *testing.T) {
 	in.teller = newUser(t, keys, "teller@bank.test")
 	in.erin = newUser(t, keys, "erin@broken.test")
 	in.dan = newUser(t, keys, "dan@down.test")
+	in.ivan = newUser(t, keys, "ivan@plain.test")
 
 	gnupg := mkdirPrivate(t, filepath.Join(in.dir, "gnupg"))
 	in.bob = newPGPUser(t, filepath.Join(gnupg, "bob"), "Bob", "bob@signer.test", "future-default")
@@ -254,7 +259,11 @@ func (in *inboundEnv) requireDNS(t *testing.T) {
 			t.Fatalf("precondition: no DNSSEC-validated %s at %s: %v\n%s", rrtype, owner, err, r.answer)
 		}
 	}
-	r, err := in.dns.dig(t, "SMIMEA", smimeaOwner(in.erin.addr))
+	r, err := in.dns.dig(t, "SMIMEA", smimeaOwner(in.ivan.addr))
+	if err != nil || r.status != "NOERROR" || r.has("ad") || !smimeaAnswer.MatchString(r.answer) {
+		t.Fatalf("precondition: want the SMIMEA record of %s without the AD bit (insecure): %v\n%s", in.ivan.addr, err, r.answer)
+	}
+	r, err = in.dns.dig(t, "SMIMEA", smimeaOwner(in.erin.addr))
 	if err != nil || r.status != "SERVFAIL" || digEDE.FindString(r.answer) == "" {
 		t.Fatalf("precondition: want SERVFAIL with an Extended DNS Error (bogus) for %s: %v\n%s", in.erin.addr, err, r.answer)
 	}
@@ -394,6 +403,7 @@ func (in *inboundEnv) makeMessages(t *testing.T) {
 	m["smime-tampered-opaque"] = msg(in.alice.addr, "tampered opaque", tamperOpaque(t, aliceOpaque))
 	m["smime-from-mismatch"] = msg("eve@signer.test", "from mismatch", alice)
 	m["smime-record-mismatch"] = msg(in.mallory.addr, "record mismatch", in.smimeSigned(t, in.mallory, signedEntity, false, ""))
+	m["smime-insecure-zone"] = msg(in.ivan.addr, "insecure", in.smimeSigned(t, in.ivan, signedEntity, false, ""))
 	m["unsigned"] = msg(in.alice.addr, "unsigned", []byte("MIME-Version: 1.0\r\n"+signedEntity))
 	bob := pgpSigned(t, in.bob, signedEntity)
 	m["openpgp"] = msg(in.bob.addr, "pgp", bob)
@@ -463,6 +473,8 @@ func (in *inboundEnv) cases() []inboundCase {
 		// 3), "policy" (verify.ResultPolicy).
 		{name: "smime-from-mismatch", method: "smime", result: "policy", binding: "not-checked", verifies: true},
 		{name: "smime-record-mismatch", method: "smime", result: "policy", binding: "mismatch", verifies: true},
+		// A record in an unsigned zone binds nothing (RFC 8162 §6).
+		{name: "smime-insecure-zone", method: "smime", result: "policy", binding: "no-record", verifies: true},
 		// Checked and unsigned: smime=none (verify package doc).
 		{name: "unsigned", method: "smime", result: "none"},
 		{name: "openpgp", method: "openpgp", result: "pass", binding: "bound", record: "OPENPGPKEY", verifies: true},
