@@ -111,12 +111,7 @@ func TestInboundEndToEnd(t *testing.T) {
 	// environment and run in parallel.
 	pf := in.forMTA(e.mtas[0])
 	t.Run("postfix", func(t *testing.T) {
-		parallel := func(name string, f func(t *testing.T)) {
-			t.Run(name, func(t *testing.T) {
-				t.Parallel()
-				f(t)
-			})
-		}
+		parallel := func(name string, f func(t *testing.T)) { runParallel(t, name, f) }
 		for _, c := range pf.cases() {
 			parallel("mx/"+c.name, func(t *testing.T) { pf.testCase(t, pf.mx, c) })
 		}
@@ -134,16 +129,14 @@ func TestInboundEndToEnd(t *testing.T) {
 	// what it says the daemon would add is what the daemon added.
 	t.Run("cli-verify", func(t *testing.T) {
 		for _, c := range pf.cliCases() {
-			t.Run(c.name, func(t *testing.T) {
-				t.Parallel()
-				pf.testCLI(t, c)
-			})
+			runParallel(t, c.name, func(t *testing.T) { pf.testCLI(t, c) })
 		}
 	})
 	sm := in.forMTA(e.mtas[1])
 	t.Run("sendmail", func(t *testing.T) {
-		t.Run("smime-detached", func(t *testing.T) { sm.testCase(t, sm.smtpMX(), sm.cases()[0]) })
-		t.Run("forged-and-foreign-results", sm.testForged)
+		runParallel(t, "smime-detached", func(t *testing.T) { sm.testCase(t, sm.smtpMX(), sm.cases()[0]) })
+		runParallel(t, "forged-and-foreign-results", sm.testForged)
+		runParallel(t, "require/unsigned-refused", sm.testRequireRefused)
 	})
 
 	e.checkNoStrayCopies(t)
@@ -153,6 +146,14 @@ func TestInboundEndToEnd(t *testing.T) {
 	in.k.log = in.holdLog
 	in.k.checkLog(t)
 	t.Logf("inbound end to end test took %v", time.Since(e.started).Round(time.Millisecond))
+}
+
+// runParallel runs f as a subtest of t in parallel with its siblings.
+func runParallel(t *testing.T, name string, f func(t *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		t.Parallel()
+		f(t)
+	})
 }
 
 // inboundEnv is the environment of TestInboundEndToEnd.
@@ -730,7 +731,7 @@ func wantForeign(t *testing.T, foreign []arField) {
 // testRequireRefused: bank.test is "require": its unsigned message is
 // refused at the end of data with 550 5.7.x, and nothing is delivered.
 func (in *inboundEnv) testRequireRefused(t *testing.T) {
-	a := in.try(t, in.mx, in.msgs["bank-unsigned"])
+	a := in.try(t, in.smtpMX(), in.msgs["bank-unsigned"])
 	if !regexp.MustCompile(`^550[ -]5\.7\.\d+`).MatchString(a.data) {
 		t.Errorf("end of data: %q, want 550 5.7.x\n%s", a.data, a.transcript)
 	} else {
