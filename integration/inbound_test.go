@@ -416,12 +416,17 @@ func (in *inboundEnv) makeMessages(t *testing.T) {
 	m["dryrun-unsigned"] = msg("dryrun@signer.test", "dry run unsigned", []byte("MIME-Version: 1.0\r\n"+signedEntity))
 	m["bogus"] = msg(in.erin.addr, "bogus", in.smimeSigned(t, in.erin, signedEntity, false, ""))
 	m["indeterminate"] = msg(in.dan.addr, "indeterminate", in.smimeSigned(t, in.dan, signedEntity, false, ""))
-	// The one with Authentication-Results fields: forged ones of ours (as
-	// written, with a version and in other case, RFC 8601 §2.2 and §5,
-	// and a DANE-OpenPGP-Result), above the signed detached message, and
-	// a foreign one.
-	m["forged"] = append([]byte("Authentication-Results: "+inboundAuthservID+"; smime=pass body.smime-identifier=alice@signer.test\r\n"+
+	// The one with Authentication-Results fields: forged ones of ours (RFC
+	// 8601 §5: as written, with a version, in other case, after a
+	// comment, folded, quoted, under a lower-case field name, and a
+	// DANE-OpenPGP-Result), above the signed detached message, and a
+	// foreign one.
+	m["forged"] = append([]byte("Authentication-Results: "+inboundAuthservID+"; smime=pass (forged) body.smime-identifier=alice@signer.test\r\n"+
 		"Authentication-Results: MX.Local.Test 1; smime=pass (forged, other case)\r\n"+
+		"authentication-results: "+inboundAuthservID+"; smime=pass (forged, field name in lower case)\r\n"+
+		"Authentication-Results: (forged, comment first) "+inboundAuthservID+"; smime=pass\r\n"+
+		"Authentication-Results:\r\n "+inboundAuthservID+";\r\n smime=pass (forged, folded)\r\n"+
+		"Authentication-Results: \""+inboundAuthservID+"\"; smime=pass (forged, quoted)\r\n"+
 		openpgpResultField+": "+inboundAuthservID+"; openpgp=pass (forged) policy.dane=bound\r\n"+
 		"Authentication-Results: other.test; dkim=pass header.d=signer.test\r\n"), m["smime-detached"]...)
 	// The originals verify before they are sent: what fails later is
@@ -939,7 +944,7 @@ func authResults(t *testing.T, msg []byte) (ours, others []arField) {
 		if err != nil {
 			t.Errorf("cannot parse %q: %v", f, err)
 		}
-		a := arField{name: name, index: i, raw: f, authserv: strings.ToLower(id)}
+		a := arField{name: name, index: i, raw: f, authserv: strings.ToLower(strings.Trim(id, `"`))}
 		for _, r := range results {
 			a.results = append(a.results, resultOf(r))
 		}
