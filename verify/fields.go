@@ -127,6 +127,10 @@ func arReason(s Signature) string {
 		return "malformed signature"
 	case ResultPolicy:
 		switch {
+		case !s.Valid && s.Binding == BindingMismatch:
+			// PGP/MIME: the keyring comes from the records, so a signer
+			// they do not hold cannot be checked at all.
+			return "signed by a key the From address's secure records do not hold"
 		case !s.Valid:
 			return "signature verifies only with a weak or unacceptable algorithm or key"
 		case s.Binding == BindingNoRecord:

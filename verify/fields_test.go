@@ -88,6 +88,16 @@ func TestReasonsPerOutcome(t *testing.T) {
 	}
 }
 
+// TestReasonUnknownPGPSigner: a PGP/MIME signer whose key the From
+// address's secure records do not hold is not blamed on a weak algorithm
+// (found through Postfix, integration/inbound_test.go).
+func TestReasonUnknownPGPSigner(t *testing.T) {
+	r := arReason(Signature{Method: MethodOpenPGP, Result: ResultPolicy, Binding: BindingMismatch})
+	if strings.Contains(r, "weak") || !strings.Contains(r, "do not hold") {
+		t.Errorf("reason %q", r)
+	}
+}
+
 func TestIsOurs(t *testing.T) {
 	tests := []struct {
 		value, id string
