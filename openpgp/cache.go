@@ -47,7 +47,13 @@ type parsedRecord struct {
 
 // Select is [SelectKeys] with parsed records remembered.
 func (c *KeyCache) Select(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
-	return selectKeys(addr, rrs, now, c.parse)
+	return selectWith(addr, rrs, now, c.parse, checkEntity)
+}
+
+// SigningKeys is [SigningKeys] with parsed records remembered (inbound
+// verification of a sender whose record comes from the DNS cache).
+func (c *KeyCache) SigningKeys(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
+	return selectWith(addr, rrs, now, c.parse, checkSigner)
 }
 
 // parse returns parseRecord(b64), from the cache when it holds b64.
@@ -94,4 +100,11 @@ func (c *KeyCache) parse(b64 string) ([]*pgp.Entity, []string) {
 		delete(c.byHash, el.Value.(*parsedRecord).hash)
 	}
 	return entities, reasons
+}
+
+// Len returns the number of records remembered.
+func (c *KeyCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
 }

@@ -89,45 +89,7 @@ type Rejected struct {
 // SelectKeys never panics on hostile data: a record on which the parser
 // panics is rejected with a reason.
 func SelectKeys(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
-	return selectKeys(addr, rrs, now, parseRecord)
-}
-
-// selectKeys is SelectKeys with the record parser given: parseRecord, or a
-// KeyCache's remembering one.
-func selectKeys(addr string, rrs []dns.RR, now time.Time, parse func(string) ([]*pgp.Entity, []string)) ([]Key, []Rejected) {
-	var keys []Key
-	var rejected []Rejected
-	seen := map[string]bool{}
-	_, _, addrErr := address.Split(addr)
-	for _, rr := range rrs {
-		r, ok := rr.(*dns.OPENPGPKEY)
-		if !ok || r == nil {
-			continue
-		}
-		if addrErr != nil {
-			rejected = append(rejected, Rejected{Record: r, Reason: "address is not usable: " + addrErr.Error()})
-			continue
-		}
-		entities, reasons := parse(r.PublicKey)
-		for _, reason := range reasons {
-			rejected = append(rejected, Rejected{Record: r, Reason: reason})
-		}
-		for _, e := range entities {
-			alg, reason := checkEntity(addr, e, now)
-			if reason != "" {
-				rejected = append(rejected, Rejected{Record: r, Reason: keyLabel(e) + ": " + reason})
-				continue
-			}
-			fp := fingerprint(e)
-			if seen[fp] {
-				rejected = append(rejected, Rejected{Record: r, Reason: keyLabel(e) + ": duplicate of a key already selected"})
-				continue
-			}
-			seen[fp] = true
-			keys = append(keys, Key{Record: r, Entity: e, Fingerprint: fp, Algorithm: alg})
-		}
-	}
-	return keys, rejected
+	return selectWith(addr, rrs, now, parseRecord, checkEntity)
 }
 
 // parseRecord decodes the base64 presentation of a record's data and parses

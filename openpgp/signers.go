@@ -37,14 +37,15 @@ import (
 // revocation). The caller must pass only records of a DNSSEC-secure answer
 // (RFC 7929 §7).
 func SigningKeys(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
-	return selectWith(addr, rrs, now, checkSigner)
+	return selectWith(addr, rrs, now, parseRecord, checkSigner)
 }
 
-// selectWith parses the OPENPGPKEY records among rrs and keeps the keys
-// that check accepts for addr at now (it returns the algorithm name, or a
-// reason to reject), once each: the loop of SigningKeys, and of SelectKeys
-// with checkEntity.
-func selectWith(addr string, rrs []dns.RR, now time.Time, check func(string, *pgp.Entity, time.Time) (string, string)) ([]Key, []Rejected) {
+// selectWith parses the OPENPGPKEY records among rrs with parse
+// (parseRecord, or a KeyCache's remembering one) and keeps the keys that
+// check accepts for addr at now (it returns the algorithm name, or a reason
+// to reject), once each: the loop of SelectKeys (checkEntity) and of
+// SigningKeys (checkSigner).
+func selectWith(addr string, rrs []dns.RR, now time.Time, parse func(string) ([]*pgp.Entity, []string), check func(string, *pgp.Entity, time.Time) (string, string)) ([]Key, []Rejected) {
 	var keys []Key
 	var rejected []Rejected
 	seen := map[string]bool{}
@@ -58,7 +59,7 @@ func selectWith(addr string, rrs []dns.RR, now time.Time, check func(string, *pg
 			rejected = append(rejected, Rejected{Record: r, Reason: "address is not usable: " + addrErr.Error()})
 			continue
 		}
-		entities, reasons := parseRecord(r.PublicKey)
+		entities, reasons := parse(r.PublicKey)
 		for _, reason := range reasons {
 			rejected = append(rejected, Rejected{Record: r, Reason: reason})
 		}

@@ -47,7 +47,13 @@ func (w *walker) openpgp(entity []byte, s *Signature) bool {
 		}
 		return true
 	}
-	keys, rejected := openpgp.SigningKeys(w.rep.From, res.Records, w.now)
+	var keys []openpgp.Key
+	var rejected []openpgp.Rejected
+	if w.v.Keys != nil {
+		keys, rejected = w.v.Keys.SigningKeys(w.rep.From, res.Records, w.now)
+	} else {
+		keys, rejected = openpgp.SigningKeys(w.rep.From, res.Records, w.now)
+	}
 	v := openpgp.VerifyMIME(entity, openpgp.Keyring(keys), w.now)
 	if v.Fingerprint != "" {
 		s.Fingerprint = v.Fingerprint

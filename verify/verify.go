@@ -16,6 +16,7 @@ import (
 	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/mimeentity"
+	"github.com/danemilter/danemilter/openpgp"
 )
 
 // Default limits of a Verifier.
@@ -45,6 +46,10 @@ type Verifier struct {
 	// how deeply multiparts nest; zero: DefaultMaxParts, DefaultMaxDepth.
 	// Beyond them the Report says Truncated.
 	MaxParts, MaxDepth int
+	// Keys remembers what OPENPGPKEY records parsed to, so that a sender's
+	// record that comes again from the DNS cache costs no self-signature
+	// verification; nil: every message parses its records.
+	Keys *openpgp.KeyCache
 }
 
 // Verify finds the signed entities of message (its header fields, an empty

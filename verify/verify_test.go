@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/openpgp"
 )
 
 const alice = "alice@example.com"
@@ -153,29 +155,41 @@ func TestVerifyOpenPGP(t *testing.T) {
 		{name: "indeterminate", msg: withHeader(alice, signed), answer: &dane.Result{Status: dane.StatusIndeterminate}, result: ResultTempError, binding: BindingIndeterminate},
 		{name: "no From", msg: withHeader("", signed), result: ResultPolicy, binding: BindingNotChecked, reason: "no From field"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := &dane.Fake{}
-			ans := openpgpkeyFor(t, key)
-			if tc.answer != nil {
-				ans = *tc.answer
-			}
-			f.Set(openpgpkeyName(t, alice), dns.TypeOPENPGPKEY, ans)
-			r := mustVerify(t, newVerifier(f), tc.msg)
-			if len(r.Signatures) != 1 {
-				t.Fatalf("%d signatures: %s", len(r.Signatures), r.Summary())
-			}
-			s := r.Signatures[0]
-			if s.Method != MethodOpenPGP || s.Result != tc.result || s.Binding != tc.binding || s.Valid != tc.valid {
-				t.Errorf("got %s %s %s valid=%v, want %s %s valid=%v; reason %q", s.Method, s.Result, s.Binding, s.Valid, tc.result, tc.binding, tc.valid, s.Reason)
-			}
-			if !strings.Contains(s.Reason, tc.reason) {
-				t.Errorf("reason %q, want %q", s.Reason, tc.reason)
-			}
-			if s.Result == ResultPass && (s.Fingerprint != strings.ToUpper(key.PrimaryKey.KeyIdString()) && !strings.HasSuffix(s.Fingerprint, strings.ToUpper(key.PrimaryKey.KeyIdString())) || s.Record != "OPENPGPKEY" || s.Signer != alice) {
-				t.Errorf("pass details: fingerprint %s record %s signer %s", s.Fingerprint, s.Record, s.Signer)
-			}
-		})
+	// Every case runs without a key cache and with one shared by all cases
+	// (as the daemon's): remembered parses must not change an outcome.
+	cache := &openpgp.KeyCache{}
+	for _, cached := range []bool{false, true} {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/cached=%v", tc.name, cached), func(t *testing.T) {
+				f := &dane.Fake{}
+				ans := openpgpkeyFor(t, key)
+				if tc.answer != nil {
+					ans = *tc.answer
+				}
+				f.Set(openpgpkeyName(t, alice), dns.TypeOPENPGPKEY, ans)
+				v := newVerifier(f)
+				if cached {
+					v.Keys = cache
+				}
+				r := mustVerify(t, v, tc.msg)
+				if len(r.Signatures) != 1 {
+					t.Fatalf("%d signatures: %s", len(r.Signatures), r.Summary())
+				}
+				s := r.Signatures[0]
+				if s.Method != MethodOpenPGP || s.Result != tc.result || s.Binding != tc.binding || s.Valid != tc.valid {
+					t.Errorf("got %s %s %s valid=%v, want %s %s valid=%v; reason %q", s.Method, s.Result, s.Binding, s.Valid, tc.result, tc.binding, tc.valid, s.Reason)
+				}
+				if !strings.Contains(s.Reason, tc.reason) {
+					t.Errorf("reason %q, want %q", s.Reason, tc.reason)
+				}
+				if s.Result == ResultPass && (s.Fingerprint != strings.ToUpper(key.PrimaryKey.KeyIdString()) && !strings.HasSuffix(s.Fingerprint, strings.ToUpper(key.PrimaryKey.KeyIdString())) || s.Record != "OPENPGPKEY" || s.Signer != alice) {
+					t.Errorf("pass details: fingerprint %s record %s signer %s", s.Fingerprint, s.Record, s.Signer)
+				}
+			})
+		}
+	}
+	if cache.Len() != 3 {
+		t.Errorf("the key cache holds %d records, want the 3 distinct ones", cache.Len())
 	}
 }
 

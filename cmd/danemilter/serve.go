@@ -17,6 +17,7 @@ import (
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/milter"
+	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/safefile"
 	"github.com/danemilter/danemilter/smime"
@@ -198,7 +199,7 @@ func daemonOptions(cfg *config.Config, logger *slog.Logger, resolver dane.Resolv
 		// Inbound: the same resolver (and its cache) and Selector as the
 		// outbound lookups.
 		Direction:     cfg.DirectionRules,
-		Verifier:      &verify.Verifier{Resolver: resolver, Selector: selector, LowercaseLocalPart: cfg.DNS.LowercaseLocalPart},
+		Verifier:      &verify.Verifier{Resolver: resolver, Selector: selector, LowercaseLocalPart: cfg.DNS.LowercaseLocalPart, Keys: &openpgp.KeyCache{}},
 		Inbound:       cfg.InboundLevels,
 		AuthservID:    cfg.Inbound.AuthservID,
 		RequireHold:   cfg.RequireHold,
