@@ -14,6 +14,7 @@ pkgs=(
   dnsutils      # dig, for diagnostics
   ca-certificates
   python3-cryptography-vectors  # NIST PKITS S/MIME messages: smime TestVerifyPKITS
+  postgresql    # the shared certificate store's backend: harvest tests start their own server
   # Shared libraries of Sendmail 8.17, which the tests run from its extracted
   # packages (see prepare_sendmail below), and unshare for its private
   # /etc/hosts and resolv.conf.
