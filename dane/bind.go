@@ -160,8 +160,15 @@ func associationData(r *dns.SMIMEA) ([]byte, string) {
 	if err != nil || len(data) == 0 {
 		return nil, "certificate association data is not valid hex"
 	}
-	if (r.MatchingType == MatchingSHA256 && len(data) != sha256.Size) || (r.MatchingType == MatchingSHA512 && len(data) != sha512.Size) {
-		return nil, fmt.Sprintf("association data of %d octets does not fit matching type %d", len(data), r.MatchingType)
+	want := 0 // the digest length of a hash matching type
+	switch r.MatchingType {
+	case MatchingSHA256:
+		want = sha256.Size
+	case MatchingSHA512:
+		want = sha512.Size
+	}
+	if want != 0 && len(data) != want {
+		return nil, fmt.Sprintf("association data of %d octets does not fit matching type %d (want %d)", len(data), r.MatchingType, want)
 	}
 	return data, ""
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -132,32 +131,15 @@ func (s *Selector) Select(addr string, rrs []dns.RR, now time.Time) ([]Key, []Re
 // check returns the usable certificates one record vouches for, or the
 // reason there are none.
 func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Certificate, string) {
-	if r.Usage > UsageDANEEE || r.Selector > SelectorSPKI || r.MatchingType > MatchingSHA512 {
-		// RFC 6698 §2.1.1-2.1.3 via RFC 8162 §2: unknown values are unusable.
-		return nil, fmt.Sprintf("unknown parameters %d %d %d (ignored, RFC 6698 §2.1)", r.Usage, r.Selector, r.MatchingType)
-	}
-	if len(r.Certificate) > 2*maxRecordLength {
-		return nil, "certificate association data too long"
-	}
-	data, err := hex.DecodeString(r.Certificate)
-	if err != nil || len(data) == 0 {
-		return nil, "certificate association data is not valid hex"
-	}
-	switch r.MatchingType {
-	case MatchingSHA256:
-		if len(data) != sha256.Size {
-			return nil, fmt.Sprintf("SHA-256 association data of %d octets, want 32", len(data))
-		}
-	case MatchingSHA512:
-		if len(data) != sha512.Size {
-			return nil, fmt.Sprintf("SHA-512 association data of %d octets, want 64", len(data))
-		}
+	data, reason := associationData(r)
+	if reason != "" {
+		return nil, reason
 	}
 	// A record with the whole certificate (x 0 0) carries it.
 	var inRecord *x509.Certificate
 	if r.Selector == SelectorCert && r.MatchingType == MatchingFull {
-		inRecord, err = s.parsed.parse(data, s.MaxParsed)
-		if err != nil {
+		var err error
+		if inRecord, err = s.parsed.parse(data, s.MaxParsed); err != nil {
 			return nil, "certificate does not parse: " + err.Error()
 		}
 	}

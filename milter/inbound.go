@@ -140,13 +140,13 @@ func (h *handler) inboundStep(m milter.Modifier, log *slog.Logger, leadSpace boo
 // for it and applies the inbound policy. It sends nothing.
 func (h *handler) decideInbound(log *slog.Logger, leadSpace bool) inbound {
 	var in inbound
-	froms := headerFromAddrs(h.headers, "From")
-	in.match = h.opts.Inbound.Lookup("")
-	for _, a := range froms {
-		if mt := h.opts.Inbound.Lookup(a); in.headerFrom == "" || mt.Level > in.match.Level || (mt.Level == in.match.Level && in.match.DryRun && !mt.DryRun) {
-			in.match, in.headerFrom = mt, a
+	var froms []string
+	for _, f := range h.headers {
+		if strings.EqualFold(f.name, "From") {
+			froms = append(froms, f.value)
 		}
 	}
+	in.match, in.headerFrom = h.opts.Inbound.Strictest(verify.FromAddresses(froms))
 	in.dryRun = h.opts.DryRun || in.match.DryRun
 	if in.match.Level == policy.InboundNone {
 		in.decision = policy.DecideInbound(policy.InboundNone, policy.InboundNoPass, false)
@@ -162,12 +162,7 @@ func (h *handler) decideInbound(log *slog.Logger, leadSpace bool) inbound {
 	}
 	in.decision = policy.DecideInbound(in.match.Level, in.outcome, h.opts.RequireHold)
 	if in.dryRun {
-		switch {
-		case in.decision.Hold:
-			in.would = "hold"
-		case in.decision.Action != policy.Plain:
-			in.would = in.decision.Action.String()
-		}
+		in.would = in.decision.Effect()
 	}
 	return in
 }
@@ -178,53 +173,29 @@ func (h *handler) decideInbound(log *slog.Logger, leadSpace bool) inbound {
 func (h *handler) verify(log *slog.Logger, leadSpace bool) (*verify.Report, policy.InboundOutcome) {
 	size := h.headerBytes + 2 + h.body.Size()
 	if h.body.overflow || h.headersOverflow || size > h.opts.MaxVerifySize {
-		return notChecked(verify.ResultNeutral, "message larger than max_verify_size"), policy.InboundTooBig
+		return verify.NotVerified(verify.ResultNeutral, verify.ReasonTooBig), policy.InboundTooBig
 	}
 	if !h.opts.budget.take(size) {
 		log.Warn("memory budget exhausted; message not verified", "size", size)
-		return notChecked(verify.ResultTempError, "not verified: the gateway is short of memory"), policy.InboundError
+		return verify.NotVerified(verify.ResultTempError, "not verified: the gateway is short of memory"), policy.InboundError
 	}
 	defer h.opts.budget.give(size)
 	msg, err := h.wholeMessage(leadSpace, size)
 	if err != nil {
 		log.Error("cannot read the spooled body; message not verified", "err", err)
-		return notChecked(verify.ResultTempError, "not verified: internal error"), policy.InboundError
+		return verify.NotVerified(verify.ResultTempError, "not verified: internal error"), policy.InboundError
 	}
 	rep, err := h.opts.Verifier.Verify(h.ctx, msg)
 	if rep == nil {
 		log.Error("verification failed", "err", err)
-		return notChecked(verify.ResultTempError, "not verified: internal error"), policy.InboundError
+		return verify.NotVerified(verify.ResultTempError, "not verified: internal error"), policy.InboundError
 	}
 	if err != nil {
 		// The message deadline ended it; what could not be looked up is
 		// temperror in the report (and defers a require sender).
 		log.Warn("verification did not finish", "err", err)
 	}
-	return rep, outcomeOf(rep)
-}
-
-// notChecked is the report of a message that was not verified.
-func notChecked(r verify.Result, reason string) *verify.Report {
-	return &verify.Report{Signatures: []verify.Signature{{Method: verify.MethodSMIME, Result: r, Binding: verify.BindingNotChecked, Reason: reason}}}
-}
-
-// outcomeOf maps a report to what inbound policy needs: a pass; a valid
-// signature whose binding could not be checked (DNS indeterminate: a retry
-// can pass) or failed DNSSEC validation; or no pass for good.
-func outcomeOf(r *verify.Report) policy.InboundOutcome {
-	if r.Pass() {
-		return policy.InboundPass
-	}
-	o := policy.InboundNoPass
-	for _, s := range r.Signatures {
-		switch {
-		case s.Binding == verify.BindingIndeterminate || s.Result == verify.ResultTempError:
-			return policy.InboundIndeterminate
-		case s.Binding == verify.BindingBogus:
-			o = policy.InboundBogus
-		}
-	}
-	return o
+	return rep, rep.Outcome()
 }
 
 // wholeMessage renders the message as received: the header fields as the
@@ -248,40 +219,12 @@ func (h *handler) wholeMessage(leadSpace bool, size int64) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// headerFromAddrs returns every address-like word (local@domain) of the
-// named fields, in any of their occurrences: a message with several From
-// fields, several addresses or one that does not parse still meets the
-// strictest inbound entry among the addresses it shows, display names and
-// comments included, so that a require entry cannot be dodged by writing
-// From oddly.
-func headerFromAddrs(hs []field, name string) []string {
-	var out []string
-	for _, f := range hs {
-		if !strings.EqualFold(f.name, name) {
-			continue
-		}
-		for _, w := range strings.FieldsFunc(mimeentity.UnfoldValue(f.value), func(r rune) bool {
-			return strings.ContainsRune(" \t,;<>()\"[]:", r)
-		}) {
-			if i := strings.LastIndexByte(w, '@'); i > 0 && i < len(w)-1 && !slices.Contains(out, w) {
-				out = append(out, w)
-			}
-		}
-	}
-	return out
-}
-
 // logInbound writes the one log line of an inbound message.
 func (h *handler) logInbound(log *slog.Logger, in inbound) {
 	d := in.decision
 	action := "pass"
-	switch {
-	case in.would != "":
-		action = "pass"
-	case d.Hold:
-		action = "hold"
-	case d.Action != policy.Plain:
-		action = d.Action.String()
+	if e := d.Effect(); e != "" && in.would == "" {
+		action = e
 	}
 	attrs := []any{"direction", h.direction.String(), "rule", h.rule, "from", h.from, "header_from", in.headerFrom,
 		"level", in.match.Level.String()}

@@ -139,6 +139,21 @@ func (t *InboundTable) Lookup(from string) InboundMatch {
 	return InboundMatch{Level: InboundLevel(m.Level), DryRun: m.DryRun, Entry: m.Entry}
 }
 
+// Strictest returns the strictest match among the sender addresses a
+// message shows (verify.FromAddresses) and the address that gave it: the
+// highest level, and at equal levels an entry that is carried out before
+// one in dry run; the first address on a tie. Without addresses it is the
+// default and "".
+func (t *InboundTable) Strictest(addrs []string) (InboundMatch, string) {
+	m, from := t.Lookup(""), ""
+	for _, a := range addrs {
+		if mt := t.Lookup(a); from == "" || mt.Level > m.Level || (mt.Level == m.Level && m.DryRun && !mt.DryRun) {
+			m, from = mt, a
+		}
+	}
+	return m, from
+}
+
 // Entries returns the entries sorted by key, for display.
 func (t *InboundTable) Entries() []string {
 	var out []string
@@ -197,6 +212,19 @@ type InboundDecision struct {
 	Reply reply.Reply
 	// Reason is a short, generic explanation for the log.
 	Reason string
+}
+
+// Effect names what the decision does in place of delivery: "hold",
+// "reject" or "tempfail"; "" when the message is delivered. In a dry run
+// it is what would have happened.
+func (d InboundDecision) Effect() string {
+	switch {
+	case d.Hold:
+		return "hold"
+	case d.Action != Plain:
+		return d.Action.String()
+	}
+	return ""
 }
 
 // DecideInbound applies the inbound policy to one message: the sender's

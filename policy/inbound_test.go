@@ -127,3 +127,51 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestInboundTableStrictest(t *testing.T) {
+	tb := NewInboundTable(InboundReport)
+	for k, s := range map[string]string{"bank.example": "require", "dry.example": "require dry-run", "quiet.example": "none"} {
+		e, err := ParseInboundEntry(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.SetEntry(k, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		addrs []string
+		want  InboundMatch
+		from  string
+	}{
+		{nil, InboundMatch{Level: InboundReport}, ""},
+		{[]string{"a@quiet.example"}, InboundMatch{Level: InboundNone, Entry: "quiet.example"}, "a@quiet.example"},
+		{[]string{"a@quiet.example", "b@other.example"}, InboundMatch{Level: InboundReport}, "b@other.example"},
+		{[]string{"a@other.example", "b@c.example"}, InboundMatch{Level: InboundReport}, "a@other.example"},
+		{[]string{"a@dry.example", "b@bank.example", "c@quiet.example"}, InboundMatch{Level: InboundRequire, Entry: "bank.example"}, "b@bank.example"},
+		{[]string{"b@bank.example", "a@dry.example"}, InboundMatch{Level: InboundRequire, Entry: "bank.example"}, "b@bank.example"},
+		{[]string{"a@other.example", "a@dry.example"}, InboundMatch{Level: InboundRequire, DryRun: true, Entry: "dry.example"}, "a@dry.example"},
+	} {
+		if m, from := tb.Strictest(tt.addrs); m != tt.want || from != tt.from {
+			t.Errorf("%q: %+v %q, want %+v %q", tt.addrs, m, from, tt.want, tt.from)
+		}
+	}
+}
+
+func TestInboundDecisionEffect(t *testing.T) {
+	for _, tt := range []struct {
+		o    InboundOutcome
+		hold bool
+		want string
+	}{
+		{InboundPass, true, ""}, {InboundNoPass, false, "reject"}, {InboundNoPass, true, "hold"},
+		{InboundBogus, true, "tempfail"}, {InboundTooBig, false, "reject"},
+	} {
+		if got := DecideInbound(InboundRequire, tt.o, tt.hold).Effect(); got != tt.want {
+			t.Errorf("%s hold=%v: %q, want %q", tt.o, tt.hold, got, tt.want)
+		}
+	}
+	if got := DecideInbound(InboundReport, InboundNoPass, true).Effect(); got != "" {
+		t.Errorf("report: %q", got)
+	}
+}

@@ -64,13 +64,13 @@ func TestVerifyExplains(t *testing.T) {
 		want []string
 	}{
 		{"pass", signed, 0, []string{"from:        alice@partner.example", "policy:      require (entry partner.example)",
-			"[1] PGP/MIME signature, part 1: pass", "valid:     yes", "binding:   bound by OPENPGPKEY", "outcome:     pass",
+			"[1] PGP/MIME signature, part 1: pass", "valid:     yes", "binding:   bound by OPENPGPKEY", "outcome:     pass", "decision:    accept (signed by the sender's DNS-published key)",
 			"Authentication-Results: mx.example.net; smime=none", "DANE-OpenPGP-Result: mx.example.net; openpgp=pass", "policy.dane=bound"}},
-		{"tampered", bytes.Replace(signed, []byte("Hello, Bob."), []byte("Hello, Bub."), 1), 1, []string{"part 1: fail", "valid:     no", "does not verify", "outcome:     no pass", "openpgp=fail"}},
+		{"tampered", bytes.Replace(signed, []byte("Hello, Bob."), []byte("Hello, Bub."), 1), 1, []string{"part 1: fail", "valid:     no", "does not verify", "outcome:     no pass", "decision:    reject: 550 5.7.1 message not signed by the sender's DNS-published key", "openpgp=fail"}},
 		{"no record", bytes.ReplaceAll(signed, []byte(from), []byte("alice@other.example")), 1, []string{"part 1: neutral", "binding:   no-record", "cannot be checked without the signer's key", "policy:      report (default)"}},
-		{"indeterminate", bytes.ReplaceAll(signed, []byte(from), []byte("carol@flaky.example")), 2, []string{"temperror", "binding:   indeterminate", "could not be checked"}},
+		{"indeterminate", bytes.ReplaceAll(signed, []byte(from), []byte("carol@flaky.example")), 2, []string{"temperror", "binding:   indeterminate", "could not be checked", "decision:    accept (policy report)"}},
 		{"bogus", bytes.ReplaceAll(signed, []byte(from), []byte("dave@bogus.example")), 1, []string{"permerror", "binding:   bogus"}},
-		{"unsigned", []byte("From: alice@partner.example\r\nSubject: hi\r\n\r\nHello.\r\n"), 1, []string{"signatures:  none found", "outcome:     no pass", "Authentication-Results: mx.example.net; smime=none"}},
+		{"unsigned", []byte("From: alice@partner.example\r\nSubject: hi\r\n\r\nHello.\r\n"), 1, []string{"signatures:  none found", "outcome:     no pass", "decision:    reject: 550 5.7.1", "Authentication-Results: mx.example.net; smime=none"}},
 		{"no From", []byte("Subject: hi\r\n\r\nHello.\r\n"), 1, []string{"from:        none usable: no From field"}},
 	}
 	for _, tt := range tests {
