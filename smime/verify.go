@@ -176,6 +176,13 @@ type SignerResult struct {
 	// SigningTime is the signing-time attribute (RFC 5652 §11.3), zero
 	// when absent. It is reported, not checked.
 	SigningTime time.Time
+	// Capabilities is the DER of the signed SMIMECapabilities attribute's
+	// value (RFC 8551 §2.5.2: SMIMECapabilities ::= SEQUENCE OF
+	// SMIMECapability, the algorithms the signer's agent can decrypt, in
+	// order of preference), nil when absent or not one SEQUENCE. It is
+	// copied out of the message and not otherwise checked: it is only as
+	// trustworthy as the signature over it and the binding of the signer.
+	Capabilities []byte
 }
 
 // PSSParameters are RSASSA-PSS-params (RFC 4055 §3.1).
@@ -569,7 +576,8 @@ func (r *SignerResult) signatureScheme(params *berElem) error {
 // checkAttributes reads the signed attributes (RFC 5652 §5.3, §11): the
 // content-type must be present once and equal eContentType, which must be
 // id-data for a MIME entity (RFC 8551 §2.4.1); the message-digest must be
-// present once and equal the content's digest; signing-time is reported.
+// present once and equal the content's digest; signing-time and
+// SMIMECapabilities are reported.
 func (r *SignerResult) checkAttributes(attrs berElem, eContentType asn1.ObjectIdentifier, contentDigest []byte) error {
 	list, err := attrs.children()
 	if err != nil {
@@ -626,6 +634,12 @@ func (r *SignerResult) checkAttributes(attrs berElem, eContentType asn1.ObjectId
 			var t time.Time
 			if _, err := asn1.Unmarshal(vals[0].full, &t); err == nil {
 				r.SigningTime = t
+			}
+		case typ.Equal(oidAttrSMIMECapabilities()): // RFC 8551 §2.5.2: reported
+			// A malformed value is not the signature's fault (OpenSSL
+			// does not read it either): it is left out, not refused.
+			if len(vals) == 1 && vals[0].is(classUniversal, numSequence, true) {
+				r.Capabilities = append([]byte(nil), vals[0].full...)
 			}
 		}
 	}
@@ -830,6 +844,9 @@ func oidAttrMessageDigest() asn1.ObjectIdentifier {
 }
 func oidAttrSigningTime() asn1.ObjectIdentifier {
 	return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5} // RFC 5652 §11.3
+}
+func oidAttrSMIMECapabilities() asn1.ObjectIdentifier {
+	return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 15} // RFC 8551 §2.5.2
 }
 
 // embeddedCert is a certificate from SignedData's certificates: parsed by
