@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/danemilter/danemilter/address"
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/safefile"
@@ -86,6 +88,9 @@ type Config struct {
 	// recipients) and which outbound; Inbound is the inbound policy.
 	Direction Direction `toml:"direction"`
 	Inbound   Inbound   `toml:"inbound"`
+	// Store is where certificates harvested from verified inbound mail
+	// are kept (package harvest).
+	Store Store `toml:"store"`
 
 	// Network and Address are Listen parsed for net.Listen.
 	Network string `toml:"-"`
@@ -163,6 +168,107 @@ type Inbound struct {
 	// level, optionally followed by "dry-run"; the most specific entry
 	// wins, as in [policy.recipients].
 	Senders map[string]string `toml:"senders"`
+}
+
+// Store configures the store of certificates and S/MIME capabilities
+// harvested from verified inbound signatures (package harvest). A stored
+// certificate is used only when a DNSSEC-secure SMIMEA record matches it.
+type Store struct {
+	// Backend is bolt (default: one file, Path), postgres (a database
+	// several hosts share, DSN) or off.
+	Backend string `toml:"backend"`
+	// Path is the bolt file. Default /var/lib/danemilter/harvest.db; its
+	// directory is made (0700) when missing.
+	Path string `toml:"path"`
+	// DSN is the PostgreSQL connection string (URL or key=value). Keep the
+	// password out of it (PGPASSFILE, a ~/.pgpass of mode 0600); a DSN
+	// with a password is refused unless the configuration file is
+	// readable by its owner only.
+	DSN string `toml:"dsn"`
+	// ExpireAfter drops entries not seen for this long. Default 9600h
+	// (400 days).
+	ExpireAfter Duration `toml:"expire_after"`
+	// MaxEntries is the most entries kept; past it the least recently
+	// seen go first. Default 100000.
+	MaxEntries int `toml:"max_entries"`
+	// Timeout bounds each PostgreSQL call (a lookup that takes longer is
+	// "not known") and the wait for the bolt file's lock. Default 2s.
+	Timeout Duration `toml:"timeout"`
+}
+
+// Defaults of [store].
+const (
+	DefaultStorePath = "/var/lib/danemilter/harvest.db"
+)
+
+// StoreOptions returns [store] as the harvest package's bounds.
+func (c *Config) StoreOptions() harvest.Options {
+	return harvest.Options{
+		ExpireAfter: time.Duration(c.Store.ExpireAfter),
+		MaxEntries:  c.Store.MaxEntries,
+		Timeout:     time.Duration(c.Store.Timeout),
+	}
+}
+
+// setStoreDefaults fills in and checks [store].
+func (c *Config) setStoreDefaults() error {
+	s := &c.Store
+	switch s.Backend {
+	case "":
+		s.Backend = "bolt"
+	case "bolt", "postgres", "off":
+	default:
+		return invalid("store.backend", "want bolt, postgres or off, got %q", s.Backend)
+	}
+	if s.Path == "" {
+		s.Path = DefaultStorePath
+	}
+	if s.Backend == "bolt" && !strings.HasPrefix(s.Path, "/") {
+		return invalid("store.path", "%q is not an absolute path", s.Path)
+	}
+	if s.Backend == "postgres" && strings.TrimSpace(s.DSN) == "" {
+		return invalid("store.dsn", "backend postgres needs a dsn, e.g. \"host=db.example.org dbname=danemilter user=danemilter\"")
+	}
+	if s.ExpireAfter == 0 {
+		s.ExpireAfter = Duration(harvest.DefaultExpireAfter)
+	}
+	if s.ExpireAfter < Duration(time.Hour) {
+		return invalid("store.expire_after", "%s is shorter than 1h; write hours, e.g. \"9600h\" for 400 days", time.Duration(s.ExpireAfter))
+	}
+	switch {
+	case s.MaxEntries == 0:
+		s.MaxEntries = harvest.DefaultMaxEntries
+	case s.MaxEntries < 0:
+		return invalid("store.max_entries", "%d is negative", s.MaxEntries)
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(harvest.DefaultTimeout)
+	}
+	if s.Timeout < Duration(time.Millisecond) {
+		return invalid("store.timeout", "%s is too short; write a duration as a string like \"2s\" (a bare number is nanoseconds)", time.Duration(s.Timeout))
+	}
+	return nil
+}
+
+// dsnPassword reports whether a PostgreSQL connection string, URL or
+// key=value form, carries a password.
+func dsnPassword(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return true // cannot tell: assume the worst
+		}
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+		return u.Query().Has("password")
+	}
+	for _, f := range strings.Fields(dsn) {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.TrimSpace(k) == "password" {
+			return true
+		}
+	}
+	return strings.Contains(dsn, "password =") || strings.Contains(dsn, "password=")
 }
 
 // SMIME configures S/MIME encryption and the trust in SMIMEA records.
@@ -424,7 +530,25 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, b)
+	c, err := Parse(path, b)
+	if err != nil {
+		return nil, err
+	}
+	// A password in the file is a secret only if nobody else can read it.
+	if dsnPassword(c.Store.DSN) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			err := invalid("store.dsn", "holds a password but %s is readable by others (mode %04o); chmod 0600 the file, or keep the password in PGPASSFILE", path, fi.Mode().Perm())
+			if line := lineOf(b, "store.dsn"); line > 0 {
+				return nil, fmt.Errorf("config: %s:%d: %w", path, line, err)
+			}
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	return c, nil
 }
 
 // Parse is Load for a file already read; name is used in errors. The files
@@ -698,6 +822,9 @@ func (c *Config) setDefaults() error {
 		return err
 	}
 	if err := c.setInboundDefaults(); err != nil {
+		return err
+	}
+	if err := c.setStoreDefaults(); err != nil {
 		return err
 	}
 	if c.Reinject.Helo == "" {
