@@ -80,6 +80,14 @@ type Signature struct {
 	// Reason says, for a log or `danemilter verify`, why Result is what
 	// it is. It never holds message content or key material.
 	Reason string
+	// Certificate is the S/MIME signer certificate's DER, and
+	// Capabilities the DER of its signed SMIMECapabilities attribute
+	// (RFC 8551 §2.5.2; nil when absent), set only when Result is
+	// ResultPass: they are what harvesting stores (package harvest), and
+	// only a signature that is valid and bound to From by a DNSSEC-secure
+	// record may teach anything. They are material, not a verdict: Fields,
+	// Summary and the log never write them.
+	Certificate, Capabilities []byte
 }
 
 // Report is what verification concluded about one message.

@@ -107,6 +107,7 @@ func (w *walker) smime(entity []byte, s *Signature) bool {
 	s.Result, s.Binding = ResultPass, BindingBound
 	s.Record = fmt.Sprintf("SMIMEA %d %d %d", rec.Usage, rec.Selector, rec.MatchingType)
 	s.Reason = "valid signature, signer bound by DNSSEC-secure " + s.Record
+	s.Certificate, s.Capabilities = signer.CertificateDER, signer.Capabilities
 	return true
 }
 

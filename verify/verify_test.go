@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -118,6 +119,20 @@ func TestVerifySMIME(t *testing.T) {
 			}
 			if s.Valid && (s.Serial != signer.cert.SerialNumber.Text(16) || s.Signer != alice || s.Algorithm == "" || s.SigningTime.IsZero()) {
 				t.Errorf("details: serial %s signer %s alg %s time %v", s.Serial, s.Signer, s.Algorithm, s.SigningTime)
+			}
+			// Harvesting material only for a pass (issue 14): a valid
+			// signature that no secure record binds teaches nothing.
+			if s.Result == ResultPass {
+				if !bytes.Equal(s.Certificate, signer.cert.Raw) || len(s.Capabilities) == 0 {
+					t.Errorf("pass without the certificate (%d octets) or capabilities (%d)", len(s.Certificate), len(s.Capabilities))
+				}
+			} else if s.Certificate != nil || s.Capabilities != nil {
+				t.Errorf("%s carries harvesting material", s.Result)
+			}
+			for _, f := range r.Fields("mx.example.net") {
+				if strings.Contains(f.Value, base64.StdEncoding.EncodeToString(signer.cert.Raw)[:16]) {
+					t.Errorf("certificate in %s", f.Name)
+				}
 			}
 			for _, bad := range []string{"Hello", "signed;", "BEGIN"} {
 				if strings.Contains(s.Reason, bad) || strings.Contains(r.Summary(), bad) {
