@@ -21,6 +21,7 @@
 //	danemilter verify [--config FILE] FILE  show what the daemon concludes about a received message's signatures
 //	danemilter record smimea --cert FILE [--usage U --selector S --matching M] ADDR
 //	danemilter record openpgpkey --key FILE ADDR
+//	danemilter store [--config FILE] list|show ADDR|forget ADDR|export
 //	danemilter demo                         encrypt a sample message in-process, no set-up needed
 //	danemilter version
 package main
@@ -54,6 +55,7 @@ func usage(w io.Writer) {
   danemilter lookup [--config FILE] ADDR  show the SMIMEA and OPENPGPKEY records, DNSSEC status and decision for ADDR
   danemilter verify [--config FILE] FILE  verify the S/MIME or PGP/MIME signatures of a received message (.eml) and their DANE binding
   danemilter record smimea|openpgpkey ... ADDR  print the SMIMEA or OPENPGPKEY record for ADDR
+  danemilter store [--config FILE] list|show ADDR|forget ADDR|export  the harvested certificate store
   danemilter demo                         encrypt a sample message in-process (no DNS, no MTA needed)
   danemilter version
 `)
@@ -74,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDemo(stdout, stderr)
 	case "record":
 		return runRecord(args, stdout, stderr)
+	case "store":
+		return runStore(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "danemilter", version)
 		return 0
