@@ -271,3 +271,28 @@ func ParseCapabilities(der []byte) ([]asn1.ObjectIdentifier, error) {
 	}
 	return oids, nil
 }
+
+// capabilityNames are the SMIMECapability OIDs danemilter's cipher
+// choice cares about, named as the configuration names ciphers.
+var capabilityNames = map[string]string{
+	"2.16.840.1.101.3.4.1.2":     "aes128-cbc", // RFC 3565 §4.1
+	"2.16.840.1.101.3.4.1.22":    "aes192-cbc",
+	"2.16.840.1.101.3.4.1.42":    "aes256-cbc",
+	"2.16.840.1.101.3.4.1.6":     "aes128-gcm", // RFC 5084 §3.2
+	"2.16.840.1.101.3.4.1.26":    "aes192-gcm",
+	"2.16.840.1.101.3.4.1.46":    "aes256-gcm",
+	"1.2.840.113549.1.1.7":       "rsaes-oaep",   // RFC 4055 §4.1
+	"1.2.840.113549.3.7":         "des-ede3-cbc", // RFC 3370 §5.1
+	"1.2.840.113549.3.2":         "rc2-cbc",
+	"1.2.840.113549.1.9.15.1":    "prefer-signed-data",   // RFC 2633 §2.5.2
+	"1.2.840.113549.1.9.16.11.1": "prefer-binary-inside", // RFC 8551 §2.5.2.1
+}
+
+// CapabilityName returns a short name for a capability OID ("aes256-gcm",
+// "rsaes-oaep"), or its dotted form when it has none.
+func CapabilityName(oid asn1.ObjectIdentifier) string {
+	if n, ok := capabilityNames[oid.String()]; ok {
+		return n
+	}
+	return oid.String()
+}
