@@ -100,6 +100,16 @@ type CertSource interface {
 // valid at now, and allowed to encrypt. Records with parameters RFC 8162 does
 // not define are ignored with a reason (RFC 6698 §2.1.1–2.1.3).
 func (s *Selector) Select(addr string, rrs []dns.RR, now time.Time) ([]Key, []Rejected) {
+	return s.SelectWith(addr, rrs, now, nil)
+}
+
+// SelectWith is Select with more end-entity certificates for addr from
+// elsewhere: certificates harvested from the address's verified signed mail
+// (package harvest). They are candidates exactly like the end-entity
+// certificates of Certs and grant no trust of their own: one is used only
+// when a record matches it under the record's usage, and passes
+// CheckCertificate. more must not be changed.
+func (s *Selector) SelectWith(addr string, rrs []dns.RR, now time.Time, more []*x509.Certificate) ([]Key, []Rejected) {
 	var keys []Key
 	var rejected []Rejected
 	seen := map[string]bool{}
@@ -108,7 +118,7 @@ func (s *Selector) Select(addr string, rrs []dns.RR, now time.Time) ([]Key, []Re
 		if !ok || r == nil {
 			continue
 		}
-		certs, reason := s.check(addr, r, now)
+		certs, reason := s.check(addr, r, now, more)
 		if len(certs) == 0 {
 			rejected = append(rejected, Rejected{Record: r, Reason: reason})
 			continue
@@ -130,7 +140,7 @@ func (s *Selector) Select(addr string, rrs []dns.RR, now time.Time) ([]Key, []Re
 
 // check returns the usable certificates one record vouches for, or the
 // reason there are none.
-func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Certificate, string) {
+func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time, more []*x509.Certificate) ([]*x509.Certificate, string) {
 	data, reason := associationData(r)
 	if reason != "" {
 		return nil, reason
@@ -170,7 +180,8 @@ func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Cer
 	}
 
 	// End-entity candidates: the record's own certificate for the EE usages,
-	// else certificates for addr from elsewhere.
+	// else certificates for addr from elsewhere (the directory, then the
+	// harvested ones).
 	var candidates []*x509.Certificate
 	switch {
 	case inRecord != nil && (r.Usage == UsageDANEEE || r.Usage == UsagePKIXEE):
@@ -189,8 +200,15 @@ func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Cer
 			}
 		}
 	}
+	if len(more) > 0 && (inRecord == nil || r.Usage == UsageDANETA || r.Usage == UsagePKIXTA) {
+		candidates = appendNew(candidates, more)
+	}
 	if len(candidates) == 0 {
-		return nil, fmt.Sprintf("record %d %d %d: no certificate for %s in the certificate directory", r.Usage, r.Selector, r.MatchingType, addr)
+		where := "in the certificate directory"
+		if more != nil {
+			where += " nor harvested"
+		}
+		return nil, fmt.Sprintf("record %d %d %d: no certificate for %s %s", r.Usage, r.Selector, r.MatchingType, addr, where)
 	}
 
 	var usable []*x509.Certificate
@@ -264,6 +282,19 @@ func (s *Selector) check(addr string, r *dns.SMIMEA, now time.Time) ([]*x509.Cer
 		return usable, ""
 	}
 	return nil, strings.Join(reasons, "; ")
+}
+
+// appendNew appends to list the end-entity certificates of more it does not
+// hold yet, in a new slice (list may be a source's own).
+func appendNew(list, more []*x509.Certificate) []*x509.Certificate {
+	out := slices.Clip(list)
+	for _, c := range more {
+		if c == nil || c.IsCA || slices.ContainsFunc(out, func(o *x509.Certificate) bool { return bytes.Equal(o.Raw, c.Raw) }) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // matches reports whether the record's association data matches cert
