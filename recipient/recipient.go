@@ -15,7 +15,9 @@
 package recipient
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/danemilter/danemilter/address"
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
 )
@@ -49,6 +52,16 @@ type Config struct {
 	// passes the message anyway), and a per-entry dry run adds nothing.
 	DryRun bool
 	Now    func() time.Time
+	// Store holds certificates harvested from verified signed mail
+	// (package harvest): candidates for the recipient's SMIMEA records
+	// under the Selector's checks (dane.Selector.SelectWith: a stored
+	// certificate that no DNSSEC-secure record matches is never used),
+	// and the capabilities the cipher "auto" reads. It is asked only when
+	// the SMIMEA answer has records. A failed or slow Get is "not known"
+	// (a debug log line), never a failed recipient. nil: no store.
+	Store harvest.Store
+	// StoreTimeout bounds each Get; zero: DefaultStoreTimeout.
+	StoreTimeout time.Duration
 
 	// pgpKeys remembers what OPENPGPKEY records parsed to, so that a
 	// record that comes again from the DNS cache costs no self-signature
@@ -103,6 +116,11 @@ type Recipient struct {
 	Err        error
 	SMIMEA     SMIMEA
 	OPENPGPKEY *OPENPGPKEY // nil when OpenPGP is off or no lookup was made
+	// Harvested are the store's entries for the address (Config.Store),
+	// most recently seen first; StoreErr says why the store did not
+	// answer. Both are empty when there is no store or it was not asked.
+	Harvested []harvest.Entry
+	StoreErr  error
 
 	Outcome policy.Outcome
 	// Decision is what happens to the recipient: policy.Decide's, or Plain
@@ -229,7 +247,11 @@ func (c *Config) Lookup(ctx context.Context, r Recipient) Recipient {
 			if sel == nil {
 				sel = &dane.Selector{}
 			}
-			r.SMIMEA.Keys, r.SMIMEA.Rejected = sel.Select(r.Address, r.SMIMEA.Result.Records, c.now())
+			var more []*x509.Certificate
+			if c.Store != nil && len(r.SMIMEA.Result.Records) > 0 {
+				more = c.harvested(ctx, &r)
+			}
+			r.SMIMEA.Keys, r.SMIMEA.Rejected = sel.SelectWith(r.Address, r.SMIMEA.Result.Records, c.now(), more)
 		}
 	}()
 	wg.Wait()
@@ -241,6 +263,51 @@ func (c *Config) Lookup(ctx context.Context, r Recipient) Recipient {
 	r.Outcome = Outcome(r.SMIMEA.Result, len(r.SMIMEA.Usable()), pgp, pgpUsable)
 	c.decide(&r)
 	return r
+}
+
+// DefaultStoreTimeout bounds a Get of Config.Store when StoreTimeout is 0.
+const DefaultStoreTimeout = time.Second
+
+// harvested asks the store for r's certificates, within StoreTimeout, and
+// sets r.Harvested or r.StoreErr. An error is "not known": the recipient
+// is decided on the directory and the records alone. It returns the
+// certificates that parse (not nil when the store was asked, so that a
+// rejection can say "nor harvested").
+func (c *Config) harvested(ctx context.Context, r *Recipient) []*x509.Certificate {
+	timeout := c.StoreTimeout
+	if timeout <= 0 {
+		timeout = DefaultStoreTimeout
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r.Harvested, r.StoreErr = c.Store.Get(sctx, r.Address)
+	certs := []*x509.Certificate{}
+	if r.StoreErr != nil {
+		r.Harvested = nil
+		if c.Logger != nil {
+			c.Logger.Debug("certificate store lookup failed; treated as not known", "rcpt", r.Address, "err", r.StoreErr)
+		}
+		return certs
+	}
+	for _, e := range r.Harvested {
+		if cert, err := x509.ParseCertificate(e.Certificate); err == nil {
+			certs = append(certs, cert)
+		}
+	}
+	return certs
+}
+
+// HarvestedCapabilities returns the SMIMECapabilities DER (RFC 8551
+// §2.5.2) stored with cert for r, nil when the store holds none for that
+// certificate: capabilities are read only from a signature made with the
+// very certificate the copy is encrypted to.
+func (r *Recipient) HarvestedCapabilities(cert *x509.Certificate) []byte {
+	for _, e := range r.Harvested {
+		if bytes.Equal(e.Certificate, cert.Raw) {
+			return e.Capabilities
+		}
+	}
+	return nil
 }
 
 // panicked logs a panic in a lookup and returns the result it becomes.
