@@ -26,6 +26,12 @@ const (
 	AES256GCM
 )
 
+// CipherAuto is not an algorithm but a choice: the caller picks the cipher
+// of each copy from what its readers announced in their SMIMECapabilities
+// (AutoCipher). Encrypt and EncryptBase64 refuse it with
+// ErrUnsupportedCipher.
+const CipherAuto Cipher = -1
+
 // allCiphers lists every Cipher, in the order ParseCipher documents them.
 func allCiphers() []Cipher { return []Cipher{AES256CBC, AES128CBC, AES128GCM, AES256GCM} }
 
@@ -42,17 +48,20 @@ func (c Cipher) String() string {
 		return "aes128-gcm"
 	case AES256GCM:
 		return "aes256-gcm"
+	case CipherAuto:
+		return "auto"
 	}
 	return fmt.Sprintf("Cipher(%d)", int(c))
 }
 
 // ParseCipher returns the Cipher whose String is s, compared
-// case-insensitively: "aes256-cbc", "aes128-cbc", "aes128-gcm" or
-// "aes256-gcm". Any other value, the empty string included, yields an error
-// wrapping ErrUnsupportedCipher that lists the accepted names.
+// case-insensitively: "aes256-cbc", "aes128-cbc", "aes128-gcm",
+// "aes256-gcm" or "auto" (CipherAuto). Any other value, the empty string
+// included, yields an error wrapping ErrUnsupportedCipher that lists the
+// accepted names.
 func ParseCipher(s string) (Cipher, error) {
 	var names []string
-	for _, c := range allCiphers() {
+	for _, c := range append(allCiphers(), CipherAuto) {
 		if strings.EqualFold(s, c.String()) {
 			return c, nil
 		}

@@ -157,7 +157,11 @@ func recipientInfos(cek []byte, rs []recipient, opts Options) (ris [][]byte, all
 		var ri []byte
 		var v0 bool
 		if r.rsa != nil {
-			ri, v0, err = keyTrans(cek, r, opts.RSAOAEP)
+			oaep := opts.RSAOAEP
+			if opts.RSAOAEPFor != nil {
+				oaep = opts.RSAOAEPFor(r.cert)
+			}
+			ri, v0, err = keyTrans(cek, r, oaep)
 		} else {
 			ri, err = keyAgree(cek, r)
 		}

@@ -32,6 +32,10 @@ type Options struct {
 	// tokens) only know v1.5, so false, the broadest choice, is the
 	// default. EC recipients always get ECDH key agreement.
 	RSAOAEP bool
+	// RSAOAEPFor, when set, decides RSAOAEP for each RSA recipient (the
+	// cipher "auto" gives OAEP to a recipient whose SMIMECapabilities
+	// announce it, AnnouncesOAEP); RSAOAEP is then not read.
+	RSAOAEPFor func(cert *x509.Certificate) bool
 	// UseSKI names each recipient certificate that has a
 	// SubjectKeyIdentifier extension by that identifier instead of its
 	// issuer and serial number (RFC 5652 §6.2.1, §6.2.2); a certificate
