@@ -44,9 +44,10 @@ type boltRecord struct {
 
 // Bolt is the embedded Store: one bbolt file.
 type Bolt struct {
-	db   *bbolt.DB
-	path string
-	opts Options
+	db     *bbolt.DB
+	path   string
+	opts   Options
+	expiry expiry
 }
 
 var _ Store = (*Bolt)(nil)
@@ -90,6 +91,7 @@ func OpenBolt(path string, opts Options) (*Bolt, error) {
 		return nil, fmt.Errorf("harvest: %s: %w", path, err)
 	}
 	s := &Bolt{db: db, path: path, opts: opts}
+	s.expiry.due(time.Now())
 	if _, err := s.Expire(context.Background(), time.Now().Add(-opts.ExpireAfter)); err != nil {
 		db.Close() // the open failed already
 		return nil, err
@@ -148,14 +150,21 @@ func setCount(tx *bbolt.Tx, n uint64) error {
 }
 
 // Put implements Store. The write is committed (and fsynced) when Put
-// returns nil.
+// returns nil. Once an hour Put also expires entries not seen for
+// Options.ExpireAfter.
 func (s *Bolt) Put(ctx context.Context, e Entry) error {
-	e, err := normalize(e, s.opts, time.Now())
+	now := time.Now()
+	e, err := normalize(e, s.opts, now)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.expiry.due(now) {
+		if _, err := s.Expire(ctx, now.Add(-s.opts.ExpireAfter)); err != nil {
+			return err
+		}
 	}
 	key := entryKey(e.Address, e.Fingerprint)
 	return s.db.Update(func(tx *bbolt.Tx) error {

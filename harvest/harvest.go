@@ -49,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -144,6 +145,23 @@ func (o Options) withDefaults() Options {
 		o.Timeout = DefaultTimeout
 	}
 	return o
+}
+
+// expireEvery is how often Put also drops the entries not seen for
+// Options.ExpireAfter (OpenBolt and OpenPostgres do it at once), so a
+// daemon running for months stays bounded without a timer of its own.
+const expireEvery = time.Hour
+
+// expiry remembers when a store last expired entries.
+type expiry struct{ last atomic.Int64 }
+
+// due reports whether expiry is due at now, and if so claims it.
+func (x *expiry) due(now time.Time) bool {
+	last := x.last.Load()
+	if now.UnixNano()-last < int64(expireEvery) {
+		return false
+	}
+	return x.last.CompareAndSwap(last, now.UnixNano())
 }
 
 // Fingerprint returns the SHA-256 of der in lower-case hex, as

@@ -39,6 +39,7 @@ type Postgres struct {
 	pool   *pgxpool.Pool
 	opts   Options
 	logger *slog.Logger
+	expiry expiry
 }
 
 var _ Store = (*Postgres)(nil)
@@ -62,6 +63,7 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options, logger *slog.Lo
 		return nil, fmt.Errorf("harvest: postgres: %w", err)
 	}
 	s := &Postgres{pool: pool, opts: opts, logger: logger}
+	s.expiry.due(time.Now())
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -117,11 +119,18 @@ func (s *Postgres) migrate(ctx context.Context) error {
 
 // Put implements Store with INSERT ... ON CONFLICT DO UPDATE, which
 // PostgreSQL makes atomic against concurrent upserts of the same key from
-// other daemons.
+// other daemons. Once an hour Put also expires entries not seen for
+// Options.ExpireAfter.
 func (s *Postgres) Put(ctx context.Context, e Entry) error {
-	e, err := normalize(e, s.opts, time.Now())
+	now := time.Now()
+	e, err := normalize(e, s.opts, now)
 	if err != nil {
 		return err
+	}
+	if s.expiry.due(now) {
+		if _, err := s.Expire(ctx, now.Add(-s.opts.ExpireAfter)); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()

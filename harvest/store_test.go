@@ -306,3 +306,11 @@ func TestParseCapabilities(t *testing.T) {
 		}
 	}
 }
+
+func TestExpiryDue(t *testing.T) {
+	var x expiry
+	now := time.Now()
+	if !x.due(now) || x.due(now.Add(time.Minute)) || !x.due(now.Add(expireEvery)) {
+		t.Error("expiry not due once an hour")
+	}
+}
