@@ -362,7 +362,7 @@ func TestPostgresOutage(t *testing.T) {
 	cert := newCert(t, "during@x.example")
 	hstart := time.Now()
 	h.Harvest(Entry{Address: "during@x.example", Certificate: cert})
-	if d := time.Since(hstart); d > 10*time.Millisecond {
+	if d := time.Since(hstart); d > 200*time.Millisecond { // a mutex and an append; generous for a loaded machine
 		t.Errorf("Harvest blocked %v", d)
 	}
 	time.Sleep(3 * timeout)
