@@ -2,6 +2,7 @@ package milter
 
 import (
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/d--j/go-milter"
 
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
@@ -86,33 +88,90 @@ func (h *handler) encoder(g group, leadSpace bool) (*encoder, error) {
 		return nil, errors.New("no certificates")
 	}
 	opts := h.opts.SMIME
-	opts.Cipher = h.cipherFor(g)
+	opts.Cipher, opts.RSAOAEPFor = h.cipherFor(g)
 	return &encoder{format: FormatSMIME, cipher: opts.Cipher.String(), keys: len(certs), fields: smime.OuterFieldsFor(opts.Cipher),
 		write: func(w io.Writer, r io.Reader, size int64) error {
 			return smime.EncryptBase64(w, r, size, certs, opts)
 		}}, nil
 }
 
-// cipherFor picks the content cipher of an S/MIME copy: the configured one,
-// unless a recipient's domain has an override; every recipient must be able
-// to read the copy, so an override to CBC (for readers without GCM) wins
-// over GCM.
-func (h *handler) cipherFor(g group) smime.Cipher {
-	c := h.opts.SMIME.Cipher
-	if h.opts.CipherFor == nil {
-		return c
-	}
-	chosen, set := c, false
-	for _, r := range g.rcpts {
-		oc, ok := h.opts.CipherFor(r.Domain)
-		if !ok {
-			oc = c
+// cipherFor picks the content cipher of an S/MIME copy, and the RSA-OAEP
+// choice per recipient certificate (ChooseCipher).
+func (h *handler) cipherFor(g group) (smime.Cipher, func(*x509.Certificate) bool) {
+	return ChooseCipher(h.opts.SMIME.Cipher, h.opts.SMIME.RSAOAEP, h.opts.CipherFor, g.rcpts)
+}
+
+// ChooseCipher picks the content cipher of an S/MIME copy read by rcpts:
+// the configured one, unless a recipient's domain has an override (cipherFor,
+// may be nil); every recipient must be able to read the copy, so an
+// override to CBC (for readers without GCM) wins over GCM.
+//
+// A recipient whose setting is smime.CipherAuto is read by the agents
+// behind its usable certificates, and each announced what it can decrypt in
+// the SMIMECapabilities stored with that certificate (recipient.Recipient
+// .HarvestedCapabilities; RFC 8551 §2.5.2): when any recipient is auto, the
+// copy gets the strongest GCM that every auto reader announced and every
+// other recipient's setting allows, else AES-256-CBC (smime.AutoCipher);
+// an RSA certificate of an auto recipient gets RSA-OAEP when its
+// capabilities announce it (or rsaOAEP is set), the others rsaOAEP. The
+// returned function, nil when no recipient is auto, is
+// smime.Options.RSAOAEPFor. The daemon encrypts with this choice and
+// `danemilter lookup` prints it.
+func ChooseCipher(configured smime.Cipher, rsaOAEP bool, cipherFor func(string) (smime.Cipher, bool), rcpts []*recipient.Recipient) (smime.Cipher, func(*x509.Certificate) bool) {
+	chosen, set := configured, false
+	var readers [][]asn1.ObjectIdentifier
+	var explicit []smime.Cipher
+	oaep := map[string]bool{} // certificate DER → OAEP, for auto recipients
+	auto := false
+	for _, r := range rcpts {
+		oc, ok := configured, false
+		if cipherFor != nil {
+			oc, ok = cipherFor(r.Domain)
 		}
+		if !ok {
+			oc = configured
+		}
+		if oc == smime.CipherAuto {
+			auto = true
+			for _, k := range r.SMIMEA.Usable() {
+				caps, err := harvest.ParseCapabilities(r.HarvestedCapabilities(k.Cert))
+				if err != nil {
+					caps = nil // malformed: nothing known
+				}
+				readers = append(readers, caps)
+				oaep[string(k.Cert.Raw)] = rsaOAEP || smime.AnnouncesOAEP(caps)
+			}
+			continue
+		}
+		explicit = append(explicit, oc)
 		if !set || (isGCM(chosen) && !isGCM(oc)) {
 			chosen, set = oc, true
 		}
 	}
-	return chosen
+	if !auto {
+		if chosen == smime.CipherAuto { // no recipients: nothing to read
+			chosen = smime.AES256CBC
+		}
+		return chosen, nil
+	}
+	c := smime.AutoCipher(readers)
+	for _, e := range explicit {
+		switch {
+		case !isGCM(e):
+			c = e // a reader without GCM (first one, as above)
+		case c == smime.AES256GCM && e == smime.AES128GCM:
+			c = e
+		}
+		if !isGCM(c) {
+			break
+		}
+	}
+	return c, func(cert *x509.Certificate) bool {
+		if o, ok := oaep[string(cert.Raw)]; ok {
+			return o
+		}
+		return rsaOAEP
+	}
 }
 
 func isGCM(c smime.Cipher) bool { return c == smime.AES128GCM || c == smime.AES256GCM }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/d--j/go-milter"
 
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/verify"
@@ -154,6 +155,7 @@ func (h *handler) decideInbound(log *slog.Logger, leadSpace bool) inbound {
 	}
 	in.report, in.outcome = h.verify(log, leadSpace)
 	in.verified = true
+	h.harvest(log, in.report)
 	for _, f := range in.report.Fields(h.opts.AuthservID) {
 		// Folded as any field we write (RFC 5322 §2.1.1), kept in the form
 		// the MTA sent the others (asSent).
@@ -196,6 +198,25 @@ func (h *handler) verify(log *slog.Logger, leadSpace bool) (*verify.Report, poli
 		log.Warn("verification did not finish", "err", err)
 	}
 	return rep, rep.Outcome()
+}
+
+// harvest hands the signer certificate of every S/MIME signature that
+// passes (valid, and bound to From by a DNSSEC-secure SMIMEA record) to the
+// Harvester (issue 14). A signature that does not pass teaches nothing:
+// harvesting grants no trust, but it must not let a stranger fill the
+// store either. The Harvester never blocks, so the message is not delayed.
+func (h *handler) harvest(log *slog.Logger, rep *verify.Report) {
+	if h.opts.Harvester == nil || rep == nil || rep.From == "" {
+		return
+	}
+	for _, s := range rep.Signatures {
+		if s.Method != verify.MethodSMIME || s.Result != verify.ResultPass || len(s.Certificate) == 0 {
+			continue
+		}
+		h.opts.Harvester.Harvest(harvest.Entry{Address: harvest.NormalizeAddress(rep.From), Certificate: s.Certificate,
+			Capabilities: s.Capabilities, LastSeen: h.opts.Now()})
+		log.Debug("harvested the signer certificate", "header_from", rep.From, "serial", s.Serial)
+	}
 }
 
 // wholeMessage renders the message as received: the header fields as the

@@ -92,6 +92,7 @@ import (
 	"github.com/d--j/go-milter"
 
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/recipient"
 	"github.com/danemilter/danemilter/smime"
@@ -140,7 +141,9 @@ type Options struct {
 	Selector *dane.Selector
 	// SMIME are the S/MIME settings: Cipher (the zero value is AES-256-CBC),
 	// RSAOAEP, UseSKI. CipherFor, when set, overrides the cipher per
-	// recipient domain.
+	// recipient domain. smime.CipherAuto, globally or for a domain, picks
+	// the cipher from the recipients' stored capabilities (Store;
+	// ChooseCipher).
 	SMIME     smime.Options
 	CipherFor func(domain string) (smime.Cipher, bool)
 	// OpenPGP turns on OPENPGPKEY lookups and PGP/MIME encryption.
@@ -185,6 +188,22 @@ type Options struct {
 	AuthservID    string
 	RequireHold   bool
 	MaxVerifySize int64
+
+	// Store holds certificates harvested from verified signed mail
+	// (package harvest); nil turns harvesting and its use off. Outbound,
+	// the stored certificates of a recipient are candidates for its hashed
+	// SMIMEA records (a stored certificate no DNSSEC-secure record matches
+	// is never used) and their capabilities feed the cipher "auto"; a Get
+	// that fails or takes longer than StoreTimeout (default
+	// recipient.DefaultStoreTimeout) is "not known". Inbound, every S/MIME
+	// signature that passes (valid and DANE-bound to From) is handed to
+	// Harvester, which writes it in the background and never delays or
+	// fails the message; nil Harvester: NewServer starts one over Store
+	// with a queue of DefaultHarvestQueue entries (the oldest dropped,
+	// with a log line, when full) that lives as long as the process.
+	Store        harvest.Store
+	StoreTimeout time.Duration
+	Harvester    Harvester
 
 	budget     *memBudget
 	recipients *recipient.Config // how a recipient is evaluated, from the fields above
@@ -260,8 +279,20 @@ func (o *Options) defaults() {
 	}
 	o.recipients = &recipient.Config{Logger: o.Logger, Resolver: o.Resolver, Selector: o.Selector, Levels: o.Levels,
 		Exemptions: o.Exemptions, IsLocal: o.IsLocal, LowercaseLocalPart: o.LowercaseLocalPart, OpenPGP: o.OpenPGP,
-		DryRun: o.DryRun, Now: o.Now}
+		DryRun: o.DryRun, Now: o.Now, Store: o.Store, StoreTimeout: o.StoreTimeout}
+	if o.Store != nil && o.Harvester == nil {
+		o.Harvester = harvest.NewHarvester(o.Store, o.Logger, harvest.HarvesterOptions{QueueSize: DefaultHarvestQueue})
+	}
 }
+
+// Harvester takes harvested entries to store without blocking
+// (*harvest.Harvester).
+type Harvester interface {
+	Harvest(harvest.Entry)
+}
+
+// DefaultHarvestQueue is the queue of the Harvester NewServer starts.
+const DefaultHarvestQueue = 64
 
 // NewServer returns a go-milter server whose connections are handled by
 // danemilter. Serve it on a listener; Shutdown drains it.
