@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -14,9 +18,11 @@ import (
 
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/recipient"
+	"github.com/danemilter/danemilter/smime"
 )
 
 // runLookup prints what the daemon would see and decide for one recipient.
@@ -39,13 +45,36 @@ func runLookup(cfg *config.Config, addr string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "danemilter:", err)
 		return 2
 	}
-	return printLookup(ctx, cfg, resolver, sel, addr, time.Now(), stdout, stderr)
+	// The store, briefly: a bolt file the running daemon holds is locked,
+	// and lookup then says so rather than wait.
+	sc := *cfg
+	sc.Store.Timeout = config.Duration(lookupStoreWait)
+	var store harvest.Store
+	if _, err := os.Stat(cfg.Store.Path); cfg.Store.Backend == "bolt" && errors.Is(err, iofs.ErrNotExist) {
+		fmt.Fprintf(stdout, "store:       %s does not exist yet: nothing harvested\n", cfg.Store.Path)
+	} else if store, err = openStore(ctx, &sc, logger); err != nil {
+		fmt.Fprintf(stdout, "store:       unavailable (%v); stored certificates not shown\n", err)
+		store = nil
+	}
+	if store != nil {
+		defer store.Close()
+	}
+	return printLookupStore(ctx, cfg, resolver, sel, store, addr, time.Now(), stdout, stderr)
 }
 
-// printLookup renders what recipient.Config.Lookup, the evaluation the
-// daemon runs, gives for addr. Unlike the daemon it looks the keys up even
-// for a local or exempt recipient or level none, to show them.
+// lookupStoreWait bounds the wait for the store file's lock.
+const lookupStoreWait = 500 * time.Millisecond
+
+// printLookup is printLookupStore without a store.
 func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver, sel *dane.Selector, addr string, now time.Time, w, stderr io.Writer) int {
+	return printLookupStore(ctx, cfg, resolver, sel, nil, addr, now, w, stderr)
+}
+
+// printLookupStore renders what recipient.Config.Lookup, the evaluation
+// the daemon runs, gives for addr, with the certificates store (nil: none)
+// holds for it. Unlike the daemon it looks the keys up even for a local or
+// exempt recipient or level none, to show them.
+func printLookupStore(ctx context.Context, cfg *config.Config, resolver dane.Resolver, sel *dane.Selector, store harvest.Store, addr string, now time.Time, w, stderr io.Writer) int {
 	levels, err := policy.NewLive(cfg.Levels, cfg.Policy.MapFile, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "danemilter lookup:", err)
@@ -53,7 +82,7 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 	}
 	rc := recipient.Config{Resolver: resolver, Selector: sel, Levels: levels, Exemptions: cfg.Exemptions, IsLocal: cfg.IsLocal,
 		LowercaseLocalPart: cfg.DNS.LowercaseLocalPart, OpenPGP: *cfg.OpenPGP.Enabled, DryRun: cfg.DryRun,
-		Now: func() time.Time { return now }}
+		Now: func() time.Time { return now }, Store: store}
 	r := rc.Lookup(ctx, rc.Prepare(addr, ""))
 	if r.Err != nil {
 		fmt.Fprintln(stderr, "danemilter lookup:", r.Err)
@@ -100,6 +129,12 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 		}
 	}
 
+	// What the store knows (asked by the lookup only when there are
+	// records; asked here in any case, to show it).
+	if store != nil {
+		printHarvested(ctx, w, store, &r)
+	}
+
 	// OpenPGP.
 	if l := r.OPENPGPKEY; l != nil {
 		fmt.Fprintf(w, "owner name:  %s OPENPGPKEY\n", l.Name)
@@ -135,11 +170,20 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 		fmt.Fprintf(w, "decision:    %s at RCPT TO: %s\n", d.Action, d.Reply)
 	case policy.Encrypt:
 		if r.Formats(preferFunc(cfg)(addr))[0] == policy.FormatSMIME {
-			cipher := cfg.Cipher
-			if c, ok := cfg.CipherFor(r.Domain); ok {
-				cipher = c
+			// The daemon's choice for a copy to this recipient alone.
+			cipher, oaepFor := milter.ChooseCipher(cfg.Cipher, cfg.SMIME.RSAOAEP, cfg.CipherFor, []*recipient.Recipient{&r})
+			how := cipher.String()
+			if setting, ok := cfg.CipherFor(r.Domain); (ok && setting == smime.CipherAuto) || (!ok && cfg.Cipher == smime.CipherAuto) {
+				how += ", chosen by auto from the stored capabilities"
 			}
-			fmt.Fprintf(w, "decision:    encrypt as S/MIME (%s) to %d certificate(s); %s\n", cipher, len(r.SMIMEA.Usable()), d.Reason)
+			oaep := cfg.SMIME.RSAOAEP
+			if oaepFor != nil && len(r.SMIMEA.Usable()) > 0 {
+				oaep = oaepFor(r.SMIMEA.Usable()[0].Cert)
+			}
+			if oaep {
+				how += ", RSA-OAEP for RSA keys"
+			}
+			fmt.Fprintf(w, "decision:    encrypt as S/MIME (%s) to %d certificate(s); %s\n", how, len(r.SMIMEA.Usable()), d.Reason)
 		} else {
 			fmt.Fprintf(w, "decision:    encrypt as PGP/MIME to %d key(s); %s\n", len(r.OPENPGPKEY.Usable()), d.Reason)
 		}
@@ -153,6 +197,40 @@ func printLookup(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 		return 0
 	}
 	return 1
+}
+
+// printHarvested lists the store's entries for r and whether each serves
+// as a key (only when a DNSSEC-secure record matches it).
+func printHarvested(ctx context.Context, w io.Writer, store harvest.Store, r *recipient.Recipient) {
+	entries, err := r.Harvested, r.StoreErr
+	if entries == nil && err == nil {
+		sctx, cancel := context.WithTimeout(ctx, recipient.DefaultStoreTimeout)
+		entries, err = store.Get(sctx, r.Address)
+		cancel()
+	}
+	if err != nil {
+		fmt.Fprintf(w, "store:       not known: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "store:       %d certificate(s) harvested from verified signed mail\n", len(entries))
+	for i, e := range entries {
+		used := "no: no DNSSEC-secure SMIMEA record matches it (a harvested certificate grants no trust)"
+		for _, k := range r.SMIMEA.Usable() {
+			if bytes.Equal(k.Cert.Raw, e.Certificate) {
+				used = fmt.Sprintf("yes (SMIMEA %d %d %d)", k.Record.Usage, k.Record.Selector, k.Record.MatchingType)
+			}
+		}
+		caps := capabilityNames(e)
+		if len(caps) == 0 {
+			caps = []string{"(none announced)"}
+		}
+		fmt.Fprintf(w, "  [%d] sha256 %s, last seen %s\n", i+1, e.Fingerprint, e.LastSeen.UTC().Format(time.RFC3339))
+		if c, err := x509.ParseCertificate(e.Certificate); err == nil {
+			fmt.Fprintf(w, "      certificate: %s\n", describeCert(c))
+		}
+		fmt.Fprintf(w, "      capabilities: %s\n", strings.Join(caps, ", "))
+		fmt.Fprintf(w, "      used: %s\n", used)
+	}
 }
 
 func secureOr(st dane.Status, yes string) string {

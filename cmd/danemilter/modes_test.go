@@ -96,7 +96,7 @@ func TestServeMakesSpoolDir(t *testing.T) {
 	bin := buildDaemon(t)
 	dir, cfg, _, spool := writeModesConfig(t)
 	sock := filepath.Join(dir, "m.sock")
-	conf := fmt.Sprintf("listen = \"unix:%s\"\nspool_dir = %q\n[dns]\nresolvers = [\"127.0.0.1:%d\"]\n[policy]\ndefault = \"none\"\n", sock, spool, freePort(t))
+	conf := fmt.Sprintf("listen = \"unix:%s\"\nspool_dir = %q\n[dns]\nresolvers = [\"127.0.0.1:%d\"]\n[policy]\ndefault = \"none\"\n[store]\npath = %q\n", sock, spool, freePort(t), filepath.Join(dir, "harvest.db"))
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -132,8 +132,8 @@ func TestPromisedSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "c.toml")
-	conf := fmt.Sprintf("listen = \"unix:%s\"\n[dns]\nresolvers = [\"127.0.0.1:%d\"]\ntimeout = \"1s\"\n[policy]\nmap_file = %q\nmap_check_interval = \"1h\"\n",
-		sock, freePort(t), mapFile)
+	conf := fmt.Sprintf("listen = \"unix:%s\"\n[dns]\nresolvers = [\"127.0.0.1:%d\"]\ntimeout = \"1s\"\n[policy]\nmap_file = %q\nmap_check_interval = \"1h\"\n[store]\npath = %q\n",
+		sock, freePort(t), mapFile, filepath.Join(dir, "harvest.db"))
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

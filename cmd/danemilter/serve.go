@@ -16,6 +16,7 @@ import (
 
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
@@ -58,7 +59,13 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	if cfg.ReinjectAddress != "" {
 		reinjector = &milter.SMTPReinjector{Addr: cfg.ReinjectAddress, Helo: cfg.Reinject.Helo, Timeout: time.Duration(cfg.Reinject.Timeout)}
 	}
-	srv, err := milter.NewServer(daemonOptions(cfg, logger, resolver, levels, selector, reinjector))
+	opts := daemonOptions(cfg, logger, resolver, levels, selector, reinjector)
+	store, harvester := openHarvest(ctx, cfg, logger)
+	if store != nil {
+		defer closeHarvest(store, harvester, logger)
+		opts.Store, opts.Harvester = store, harvester
+	}
+	srv, err := milter.NewServer(opts)
 	if err != nil {
 		return err
 	}
@@ -98,6 +105,34 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 			logger.Info("shutting down; draining in-flight messages", "signal", sig.String(), "timeout", time.Duration(cfg.Timeouts.Shutdown).String())
 			return shutdown(srv, sigs, time.Duration(cfg.Timeouts.Shutdown), logger, cfg)
 		}
+	}
+}
+
+// openHarvest opens the certificate store of [store] and starts its
+// Harvester; both nil when the backend is off or the store cannot be
+// opened (logged: the daemon runs without harvesting rather than defer
+// mail over it).
+func openHarvest(ctx context.Context, cfg *config.Config, logger *slog.Logger) (harvest.Store, *harvest.Harvester) {
+	store, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("certificate store unavailable; running without harvesting and without stored certificates until restart", "backend", cfg.Store.Backend, "err", err)
+		return nil, nil
+	}
+	if store == nil {
+		return nil, nil
+	}
+	logger.Info("certificate store open", "backend", cfg.Store.Backend)
+	return store, harvest.NewHarvester(store, logger, harvest.HarvesterOptions{})
+}
+
+// closeHarvest stops the Harvester (what it has not written is logged as
+// lost) and closes the store.
+func closeHarvest(store harvest.Store, h *harvest.Harvester, logger *slog.Logger) {
+	if err := h.Close(); err != nil {
+		logger.Warn("harvester did not stop cleanly", "err", err)
+	}
+	if err := store.Close(); err != nil {
+		logger.Warn("certificate store did not close cleanly", "err", err)
 	}
 }
 

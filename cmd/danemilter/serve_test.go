@@ -56,7 +56,7 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 			cfg := filepath.Join(dir, "c.toml")
 			// A resolver port nobody answers: lookups would be indeterminate,
 			// policy none avoids them altogether.
-			conf := fmt.Sprintf("listen = \"unix:%s\"\nsocket_mode = \"0600\"\n[dns]\nresolvers = [\"127.0.0.1:%d\"]\n[timeouts]\nshutdown = \"20s\"\n[policy]\ndefault = \"none\"\n", sock, freePort(t))
+			conf := fmt.Sprintf("listen = \"unix:%s\"\nsocket_mode = \"0600\"\n[dns]\nresolvers = [\"127.0.0.1:%d\"]\n[timeouts]\nshutdown = \"20s\"\n[policy]\ndefault = \"none\"\n[store]\npath = %q\n", sock, freePort(t), filepath.Join(dir, "harvest.db"))
 			if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 				t.Fatal(err)
 			}
