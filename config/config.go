@@ -274,10 +274,13 @@ func dsnPassword(dsn string) bool {
 // SMIME configures S/MIME encryption and the trust in SMIMEA records.
 type SMIME struct {
 	// Cipher is the content encryption: aes256-cbc (default), aes128-cbc,
-	// aes128-gcm or aes256-gcm (AuthEnvelopedData, RFC 5083).
+	// aes128-gcm or aes256-gcm (AuthEnvelopedData, RFC 5083), or auto:
+	// the strongest GCM that every recipient of a copy announced in the
+	// SMIMECapabilities stored with its certificate ([store]), else
+	// aes256-cbc, and RSA-OAEP for an RSA recipient that announced it.
 	Cipher string `toml:"cipher"`
 	// Domains overrides Cipher per recipient domain ("example.com", or
-	// ".example.com" for its subdomains).
+	// ".example.com" for its subdomains); auto is accepted here too.
 	Domains map[string]string `toml:"domains"`
 	// RSAOAEP uses RSAES-OAEP (SHA-256) instead of RSA PKCS #1 v1.5 for RSA
 	// recipients. Default false.

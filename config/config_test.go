@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/smime"
 )
 
 func TestSampleConfigLoads(t *testing.T) {
@@ -298,5 +299,25 @@ func TestLimitKeys(t *testing.T) {
 	if c.Limits != (Limits{MaxPacket: 2 << 20, MaxConnections: 20, MemoryBudget: 256 << 10}) ||
 		time.Duration(c.Timeouts.Idle) != time.Hour || time.Duration(c.Timeouts.Packet) != 5*time.Second {
 		t.Errorf("got %+v %+v", c.Limits, c.Timeouts)
+	}
+}
+
+// TestCipherAuto: "auto" is accepted globally and per domain (issue 14).
+func TestCipherAuto(t *testing.T) {
+	c, err := Parse("t", []byte("[smime]\ncipher = \"auto\"\n[smime.domains]\n\"old.example\" = \"aes256-cbc\"\n\"new.example\" = \"Auto\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cipher != smime.CipherAuto {
+		t.Errorf("cipher %v", c.Cipher)
+	}
+	if got, ok := c.CipherFor("new.example"); !ok || got != smime.CipherAuto {
+		t.Errorf("CipherFor(new.example) = %v %v", got, ok)
+	}
+	if got, ok := c.CipherFor("old.example"); !ok || got != smime.AES256CBC {
+		t.Errorf("CipherFor(old.example) = %v %v", got, ok)
+	}
+	if _, err := Parse("t", []byte("[smime]\ncipher = \"automatic\"\n")); err == nil || !strings.Contains(err.Error(), "auto") {
+		t.Errorf("cipher automatic: %v (want the accepted names, auto among them)", err)
 	}
 }
