@@ -124,9 +124,14 @@
 // and AES-128 CBC a MUST-: CBC is malleable, which the EFAIL attacks used,
 // while GCM authenticates the content) and is the choice where the
 // operator knows the recipients run RFC 8551 clients: configure aes256-gcm
-// (or aes128-gcm) for them, and make it the default once recipient
-// capabilities (SMIMECapabilities) are known per recipient. Options.RSAOAEP
-// is the same trade: OAEP has no padding oracle, v1.5 is read everywhere.
+// (or aes128-gcm) for them, or let [CipherAuto] decide per copy from the
+// SMIMECapabilities (RFC 8551 §2.5.2) each recipient's client announced in
+// its signed mail: [AutoCipher] picks the strongest GCM every reader
+// announced and falls back to AES-256-CBC. Options.RSAOAEP is the same
+// trade: OAEP has no padding oracle, v1.5 is read everywhere;
+// Options.RSAOAEPFor decides it per recipient ([AnnouncesOAEP]).
+// SignerResult.Capabilities is where the announcement is read on the
+// receiving side.
 // EC recipients always get ECDH; their agents are RFC 5753 ones.
 //
 // # Streaming
