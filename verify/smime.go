@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto"
 	"errors"
 	"fmt"
@@ -107,7 +108,8 @@ func (w *walker) smime(entity []byte, s *Signature) bool {
 	s.Result, s.Binding = ResultPass, BindingBound
 	s.Record = fmt.Sprintf("SMIMEA %d %d %d", rec.Usage, rec.Selector, rec.MatchingType)
 	s.Reason = "valid signature, signer bound by DNSSEC-secure " + s.Record
-	s.Certificate, s.Capabilities = signer.CertificateDER, signer.Capabilities
+	// Copies: the harvest queue must not keep the whole message alive.
+	s.Certificate, s.Capabilities = bytes.Clone(signer.CertificateDER), bytes.Clone(signer.Capabilities)
 	return true
 }
 
