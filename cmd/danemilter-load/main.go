@@ -12,10 +12,26 @@
 // With -dry-run the daemon runs with dry_run = true: it looks up, decides
 // and adds its trace header, but encrypts nothing (scripts/bench-load
 // compares the two, interleaved).
+//
+// -store sets the daemon's [store]: off, bolt (a file in the harness's
+// temporary directory; the default, as the daemon's own default is bolt)
+// or postgres (-store-dsn, a database the caller runs). The daemon asks the
+// store for every recipient whose SMIMEA answer has records, so each
+// message costs one lookup per recipient. -store-prefill puts an entry for
+// every recipient (its certificate) into the store before the daemon
+// starts, so the lookups find something; -records hash publishes only the
+// SHA-256 of each certificate (3 0 1), so the daemon can encrypt only with
+// the certificate from the store (needs -store-prefill). scripts/bench-store
+// compares off, bolt and postgres, interleaved.
+//
+//	go run ./cmd/danemilter-load -n 2000 -c 4 -size 10KB -store off
+//	go run ./cmd/danemilter-load -n 2000 -c 4 -size 10KB -store postgres \
+//		-store-dsn 'postgres://postgres@127.0.0.1:5433/postgres?sslmode=disable' -store-prefill
 package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -41,6 +57,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/danemilter/danemilter/config"
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/milter"
 
 	"github.com/danemilter/danemilter/milter/miltertest"
@@ -55,14 +72,119 @@ func main() {
 	cipher := flag.String("cipher", "", "S/MIME content cipher (config key smime.cipher), empty = daemon default")
 	dryRun := flag.Bool("dry-run", false, "run the daemon with dry_run = true (decide, encrypt nothing)")
 	budget := flag.String("memory-budget", "", "limits.memory_budget of the daemon (e.g. 16MiB), empty = daemon default")
+	var o options
+	flag.StringVar(&o.store, "store", "bolt", "the daemon's [store] backend: off, bolt (a file in the harness's temporary directory) or postgres (-store-dsn)")
+	flag.StringVar(&o.dsn, "store-dsn", "", "PostgreSQL connection string for -store postgres")
+	flag.BoolVar(&o.prefill, "store-prefill", false, "put every recipient's certificate into the store before the daemon starts, so its lookups find an entry")
+	flag.StringVar(&o.records, "records", "full", "what the SMIMEA records publish: full (3 0 0, the certificate) or hash (3 0 1, its SHA-256: the daemon needs the stored certificate)")
 	flag.Parse()
 	size, err := config.ParseByteSize(*sizeS)
 	if err != nil {
 		fatal(err)
 	}
-	if err := run(*n, *c, int64(size), *nrcpt, *daemon, *cipher, *dryRun, *budget); err != nil {
+	o.n, o.conc, o.size, o.nrcpt, o.daemon, o.cipher, o.dryRun, o.budget = *n, *c, int64(size), *nrcpt, *daemon, *cipher, *dryRun, *budget
+	if err := o.check(); err != nil {
 		fatal(err)
 	}
+	if err := run(o); err != nil {
+		fatal(err)
+	}
+}
+
+// options are the harness's flags.
+type options struct {
+	n, conc        int
+	size           int64
+	nrcpt          int
+	daemon, cipher string
+	dryRun         bool
+	budget         string
+	store, dsn     string // [store] backend and PostgreSQL DSN
+	prefill        bool
+	records        string // full or hash
+}
+
+func (o options) check() error {
+	switch o.store {
+	case "off", "bolt":
+		if o.dsn != "" {
+			return fmt.Errorf("-store-dsn is for -store postgres, not %s", o.store)
+		}
+	case "postgres":
+		if o.dsn == "" {
+			return errors.New("-store postgres needs -store-dsn")
+		}
+	default:
+		return fmt.Errorf("-store: want off, bolt or postgres, got %q", o.store)
+	}
+	switch o.records {
+	case "full":
+	case "hash":
+		if o.store == "off" || !o.prefill {
+			return errors.New("-records hash needs a store with -store-prefill: the records name no certificate")
+		}
+	default:
+		return fmt.Errorf("-records: want full or hash, got %q", o.records)
+	}
+	if o.prefill && o.store == "off" {
+		return errors.New("-store-prefill needs -store bolt or postgres")
+	}
+	return nil
+}
+
+// daemonConfig is the daemon's configuration file: listening on port,
+// resolving through dnsAddr, spooling and (bolt) storing under dir.
+func (o options) daemonConfig(port int, dir, dnsAddr string) string {
+	cfg := fmt.Sprintf("listen = \"inet:127.0.0.1:%d\"\nlog_level = \"warn\"\nspool_dir = %q\nmax_message_size = \"200MiB\"\nmax_encrypted_size = \"0\"\n[dns]\nresolvers = [%q]\n", port, dir, dnsAddr)
+	if o.dryRun {
+		cfg = "dry_run = true\n" + cfg
+	}
+	if o.cipher != "" {
+		cfg += fmt.Sprintf("[smime]\ncipher = %q\n", o.cipher)
+	}
+	if o.budget != "" {
+		cfg += fmt.Sprintf("[limits]\nmemory_budget = %q\n", o.budget)
+	}
+	switch o.store {
+	case "off":
+		cfg += "[store]\nbackend = \"off\"\n"
+	case "bolt":
+		cfg += fmt.Sprintf("[store]\nbackend = \"bolt\"\npath = %q\n", storePath(dir))
+	case "postgres":
+		cfg += fmt.Sprintf("[store]\nbackend = \"postgres\"\ndsn = %q\n", o.dsn)
+	}
+	return cfg
+}
+
+// storePath is the bolt file of a run whose temporary directory is dir.
+func storePath(dir string) string { return filepath.Join(dir, "store", "harvest.db") }
+
+// fillStore puts an entry for every recipient into the store the daemon will
+// open, before it starts (a bolt file is one process's at a time).
+func (o options) fillStore(dir string, rcpts []string, certs [][]byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var s harvest.Store
+	var err error
+	switch o.store {
+	case "bolt":
+		s, err = harvest.OpenBolt(storePath(dir), harvest.Options{})
+	case "postgres":
+		s, err = harvest.OpenPostgres(ctx, o.dsn, harvest.Options{}, nil)
+	default:
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for i, addr := range rcpts {
+		if err := s.Put(ctx, harvest.Entry{Address: addr, Certificate: certs[i], LastSeen: now}); err != nil {
+			s.Close()
+			return fmt.Errorf("prefill %s: %w", addr, err)
+		}
+	}
+	return s.Close()
 }
 
 func fatal(err error) {
@@ -70,7 +192,8 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool, budget string) error {
+func run(o options) error {
+	n, conc, size, nrcpt, daemon, dryRun := o.n, o.conc, o.size, o.nrcpt, o.daemon, o.dryRun
 	dir, err := os.MkdirTemp("", "danemilter-load-")
 	if err != nil {
 		return err
@@ -80,6 +203,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool,
 	// Recipients and their SMIMEA records.
 	records := map[string]dns.RR{}
 	var rcpts []string
+	var certs [][]byte
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return err
@@ -94,10 +218,21 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool,
 		if err != nil {
 			return err
 		}
+		certs = append(certs, der)
 		sum := sha256.Sum256([]byte(fmt.Sprintf("user%d", i)))
 		name := hex.EncodeToString(sum[:28]) + "._smimecert.load.test."
-		records[name] = &dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 3600},
+		rr := &dns.SMIMEA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 3600},
 			Usage: 3, Certificate: hex.EncodeToString(der)}
+		if o.records == "hash" {
+			h := sha256.Sum256(der)
+			rr.MatchingType, rr.Certificate = 1, hex.EncodeToString(h[:])
+		}
+		records[name] = rr
+	}
+	if o.prefill {
+		if err := o.fillStore(dir, rcpts, certs); err != nil {
+			return err
+		}
 	}
 	dnsAddr, stopDNS, err := serveDNS(records)
 	if err != nil {
@@ -117,16 +252,7 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool,
 	if err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf("listen = \"inet:127.0.0.1:%d\"\nlog_level = \"warn\"\nspool_dir = %q\nmax_message_size = \"200MiB\"\nmax_encrypted_size = \"0\"\n[dns]\nresolvers = [%q]\n", port, dir, dnsAddr)
-	if dryRun {
-		cfg = "dry_run = true\n" + cfg
-	}
-	if cipher != "" {
-		cfg += fmt.Sprintf("[smime]\ncipher = %q\n", cipher)
-	}
-	if budget != "" {
-		cfg += fmt.Sprintf("[limits]\nmemory_budget = %q\n", budget)
-	}
+	cfg := o.daemonConfig(port, dir, dnsAddr)
 	cfgPath := filepath.Join(dir, "danemilter.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
@@ -151,8 +277,12 @@ func run(n, conc int, size int64, nrcpt int, daemon, cipher string, dryRun bool,
 	if dryRun {
 		mode = "dry run"
 	}
-	fmt.Printf("danemilter-load: %d messages of %d bytes body, %d keyed recipients each, %d sessions, %s, daemon pid %d (RSS at start %d KiB)\n",
-		n, size, nrcpt, conc, mode, cmd.Process.Pid, base)
+	store := o.store
+	if o.prefill {
+		store += " (prefilled)"
+	}
+	fmt.Printf("danemilter-load: %d messages of %d bytes body, %d keyed recipients each (records %s), %d sessions, %s, store %s, daemon pid %d (RSS at start %d KiB)\n",
+		n, size, nrcpt, o.records, conc, mode, store, cmd.Process.Pid, base)
 
 	jobs := make(chan int)
 	var mu sync.Mutex
