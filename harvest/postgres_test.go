@@ -2,62 +2,40 @@ package harvest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/danemilter/danemilter/harvest/pgtest"
 )
-
-// pgServer is a PostgreSQL of Debian's packages that the tests run as the
-// postgres system user, with its own data directory in a temporary
-// directory, listening on 127.0.0.1 only, trust authentication.
-type pgServer struct {
-	bin      string // /usr/lib/postgresql/N/bin
-	dir      string
-	port     int
-	uid, gid uint32
-	cmd      *exec.Cmd
-	exited   chan struct{}
-}
 
 // testPG is the one PostgreSQL every test of the package shares (TestMain);
 // nil when it could not be started, and pgErr says why.
 var (
-	testPG  *pgServer
-	pgErr   error
-	schemas atomic.Int64
+	testPG *pgtest.Server
+	pgErr  error
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv("HARVEST_CRASH_FILE") != "" {
 		os.Exit(m.Run()) // TestBoltCrash's child
 	}
-	testPG, pgErr = startPG()
+	testPG, pgErr = pgtest.Start()
 	code := m.Run()
 	if testPG != nil {
-		if err := testPG.stop(); err != nil {
+		if err := testPG.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping PostgreSQL:", err)
 		}
-		os.RemoveAll(testPG.dir)
 	}
 	os.Exit(code)
 }
 
 // requirePG skips t without a test PostgreSQL, or fails it when
 // DANEMILTER_INTEGRATION=1 (as integration/env_test.go does).
-func requirePG(t testing.TB) *pgServer {
+func requirePG(t testing.TB) *pgtest.Server {
 	t.Helper()
 	if testPG == nil {
 		if os.Getenv("DANEMILTER_INTEGRATION") == "1" {
@@ -68,150 +46,15 @@ func requirePG(t testing.TB) *pgServer {
 	return testPG
 }
 
-func startPG() (*pgServer, error) {
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
-	if len(bins) == 0 {
-		return nil, errors.New("no /usr/lib/postgresql/*/bin/postgres")
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, err
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if os.Geteuid() != 0 && os.Geteuid() != uid {
-		return nil, errors.New("PostgreSQL runs as the postgres user: the tests need root")
-	}
-	dir, err := os.MkdirTemp("", "harvest-pg-")
-	if err != nil {
-		return nil, err
-	}
-	p := &pgServer{bin: filepath.Dir(bins[len(bins)-1]), dir: dir, uid: uint32(uid), gid: uint32(gid)}
-	if err := p.setUp(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return p, nil
-}
-
-func (p *pgServer) cred(c *exec.Cmd) {
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: p.uid, Gid: p.gid}}
-	c.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=" + p.dir}
-	c.Dir = p.dir
-}
-
-func (p *pgServer) setUp() error {
-	// The postgres user must reach its directories.
-	if err := os.Chmod(p.dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.Chown(p.dir, int(p.uid), int(p.gid)); err != nil {
-		return err
-	}
-	init := exec.Command(filepath.Join(p.bin, "initdb"), "-D", filepath.Join(p.dir, "data"), "-U", "postgres",
-		"--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
-	p.cred(init)
-	if out, err := init.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	p.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return p.start()
-}
-
-// start runs postgres on p's data directory and port and waits until it
-// answers.
-func (p *pgServer) start() error {
-	log, err := os.OpenFile(filepath.Join(p.dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	c := exec.Command(filepath.Join(p.bin, "postgres"), "-D", filepath.Join(p.dir, "data"),
-		"-h", "127.0.0.1", "-p", strconv.Itoa(p.port), "-k", p.dir,
-		"-c", "fsync=off", "-c", "max_connections=200")
-	p.cred(c)
-	c.Stdout, c.Stderr = log, log
-	if err := c.Start(); err != nil {
-		return err
-	}
-	p.cmd, p.exited = c, make(chan struct{})
-	go func() { c.Wait(); close(p.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := pgx.Connect(ctx, p.dsn(""))
-		if err == nil {
-			err = conn.Ping(ctx)
-			conn.Close(ctx)
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			b, _ := os.ReadFile(filepath.Join(p.dir, "postgres.log"))
-			return fmt.Errorf("postgres exited: %s", b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return fmt.Errorf("postgres did not answer: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// stop shuts postgres down (SIGINT: fast shutdown) by its PID.
-func (p *pgServer) stop() error {
-	if p.cmd == nil {
-		return nil
-	}
-	c := p.cmd
-	p.cmd = nil
-	if err := c.Process.Signal(syscall.SIGINT); err != nil {
-		return err
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(30 * time.Second):
-		c.Process.Kill()
-		<-p.exited
-		return errors.New("postgres did not stop in 30s; killed")
-	}
-}
-
-// dsn is the connection URL, with search_path set to schema when given.
-func (p *pgServer) dsn(schema string) string {
-	s := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
-	if schema != "" {
-		s += "&search_path=" + schema
-	}
-	return s
-}
-
 // newSchema makes an empty schema and returns the DSN that uses it: each
 // test gets a database of its own in the shared server.
 func newSchema(t testing.TB) string {
 	t.Helper()
-	p := requirePG(t)
-	name := fmt.Sprintf("t%d", schemas.Add(1))
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, p.dsn(""))
+	dsn, err := requirePG(t).NewSchema(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
-		t.Fatal(err)
-	}
-	return p.dsn(name)
+	return dsn
 }
 
 func openPG(t *testing.T, o Options) Store {
@@ -341,13 +184,13 @@ func TestPostgresOutage(t *testing.T) {
 	ctx := context.Background()
 	mustPut(t, s, Entry{Address: "before@x.example", Certificate: newCert(t, "before@x.example")})
 
-	if err := p.stop(); err != nil {
+	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	restarted := false
 	defer func() {
 		if !restarted {
-			if err := p.start(); err != nil {
+			if err := p.Restart(); err != nil {
 				t.Errorf("restarting PostgreSQL: %v", err)
 			}
 		}
@@ -370,7 +213,7 @@ func TestPostgresOutage(t *testing.T) {
 		t.Errorf("pending with PostgreSQL down: %d, want 1", n)
 	}
 
-	if err := p.start(); err != nil {
+	if err := p.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true
