@@ -15,6 +15,16 @@
 // message (message/rfc822) is not entered: its signature speaks for its
 // own sender, not for this message's From.
 //
+// A signed entity nested in a multipart is checked like any other, but it
+// can pass only when it covers the whole message content: every multipart
+// on its way down has it as its only part (the preamble and epilogue, which
+// RFC 2046 §5.1.1 says to ignore, aside). A signed part beside unsigned
+// ones — a footer a list added, or someone else's text in front of a part
+// the signer once signed and that is now replayed — says nothing about
+// what the reader sees beside it, so its signature is at most
+// ResultPolicy, with its Binding as found (policy.dane=bound when the
+// record binds the signer) and a Reason that names the part.
+//
 // A signature passes only when all of this holds:
 //
 //  1. It verifies with a strong algorithm (smime.VerifyEntity,
@@ -30,6 +40,7 @@
 //     the certificate chains to, 1 and 0 a PKIX chain to the configured roots
 //     plus the record's constraint), or an OPENPGPKEY record (RFC 7929) that
 //     holds the signer key (openpgp.SigningKeys).
+//  4. The signed entity covers the whole message content (above).
 //
 // A good signature without that binding is ResultPolicy, with a Binding that
 // says why (no secure record, records that do not match, a bogus answer): a

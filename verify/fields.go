@@ -21,8 +21,9 @@ const maxValueLen = 200
 // Signed reports whether at least one signed entity was found.
 func (r *Report) Signed() bool { return len(r.Signatures) > 0 }
 
-// Pass reports whether at least one signature is valid and DANE-bound to
-// the From address (ResultPass).
+// Pass reports whether at least one signature is valid, DANE-bound to
+// the From address and covers the whole message content (ResultPass: a
+// signed part beside unsigned parts is ResultPolicy, see Verify).
 func (r *Report) Pass() bool {
 	for _, s := range r.Signatures {
 		if s.Result == ResultPass {
@@ -137,6 +138,9 @@ func arReason(s Signature) string {
 			return "valid signature, no DNSSEC-secure record for the From address"
 		case s.Binding == BindingMismatch:
 			return "valid signature, the From address's secure records do not match the signer"
+		case s.Binding == BindingBound:
+			// Valid and bound, but on a part beside unsigned ones (walk).
+			return "valid signature bound by DNSSEC-secure " + s.Record + ", but the signed part covers only part of the message"
 		}
 		return "valid signature, signer not bound to the From address"
 	}

@@ -17,6 +17,8 @@ func TestFields(t *testing.T) {
 	f.Set(smimeaName(t, alice), dns.TypeSMIMEA, smimeaFor(signer.cert, 3, 1, 1))
 	f.Set(openpgpkeyName(t, alice), dns.TypeOPENPGPKEY, openpgpkeyFor(t, key))
 	detached := signer.sign(t, signedContent, "sha256", false)
+	// Two signed parts beside a text part: valid and bound, but neither
+	// covers the message, so policy, with policy.dane=bound and the record.
 	r := mustVerify(t, newVerifier(f), withHeader(alice, mixed(detached, pgpSign(t, key, signedContent, 0))))
 	fields := r.Fields("mx.example.net")
 	if len(fields) != 2 || fields[0].Name != FieldAuthenticationResults || fields[1].Name != FieldOpenPGP {
@@ -35,7 +37,8 @@ func TestFields(t *testing.T) {
 		t.Fatalf("Parse(%q) = %q %v %v", fields[0].Value, id, results, err)
 	}
 	g, ok := results[0].(*authres.GenericResult)
-	if !ok || g.Method != "smime" || g.Value != authres.ResultPass || g.Params["policy.dane"] != "bound" ||
+	if !ok || g.Method != "smime" || g.Value != authres.ResultPolicy || g.Params["policy.dane"] != "bound" ||
+		!strings.Contains(fields[0].Value, `reason="valid signature bound by DNSSEC-secure SMIMEA 3 1 1, but the signed part covers only part of the message"`) ||
 		g.Params["body.smime-identifier"] != alice || g.Params["body.smime-part"] != "1.2" ||
 		g.Params["body.smime-serial"] != signer.cert.SerialNumber.Text(16) {
 		t.Errorf("smime result %#v from %q", results[0], fields[0].Value)
@@ -49,9 +52,16 @@ func TestFields(t *testing.T) {
 		t.Fatalf("Parse(%q): %v", fields[1].Value, err)
 	}
 	g, ok = results[0].(*authres.GenericResult)
-	if !ok || g.Method != "openpgp" || g.Value != authres.ResultPass || g.Params["policy.dane"] != "bound" ||
+	if !ok || g.Method != "openpgp" || g.Value != authres.ResultPolicy || g.Params["policy.dane"] != "bound" ||
 		g.Params["body.openpgp-fingerprint"] != r.Signatures[1].Fingerprint || g.Params["body.openpgp-part"] != "1.3" {
 		t.Errorf("openpgp result %#v from %q", results[0], fields[1].Value)
+	}
+
+	// The signed part alone in a multipart: smime=pass.
+	r = mustVerify(t, newVerifier(f), withHeader(alice, only(detached)))
+	fields = r.Fields("mx.example.net")
+	if v := fields[0].Value; len(fields) != 1 || !strings.Contains(v, "smime=pass") || !strings.Contains(v, "body.smime-part=1.1") || !strings.Contains(v, "policy.dane=bound") {
+		t.Errorf("alone: %+v", fields)
 	}
 
 	// Not signed: smime=none, no OpenPGP field.
@@ -80,6 +90,7 @@ func TestReasonsPerOutcome(t *testing.T) {
 		{Result: ResultTempError}, {Result: ResultPermError}, {Result: ResultPermError, Binding: BindingBogus},
 		{Result: ResultPolicy}, {Result: ResultPolicy, Valid: true}, {Result: ResultPolicy, Valid: true, Binding: BindingNoRecord},
 		{Result: ResultPolicy, Valid: true, Binding: BindingMismatch},
+		{Result: ResultPolicy, Valid: true, Binding: BindingBound, Record: "SMIMEA 3 0 0"},
 	} {
 		r := arReason(s)
 		if r == "" || strings.ContainsAny(r, ";=\"\\") {

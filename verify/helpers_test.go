@@ -164,6 +164,18 @@ func mixed(parts ...[]byte) []byte {
 	return b.Bytes()
 }
 
+// only nests entity as the only part of a multipart/mixed entity, between
+// a preamble and an epilogue: it still covers the whole message content.
+func only(entity []byte) []byte {
+	bd := fmt.Sprintf("only%d", len(entity))
+	var b bytes.Buffer
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"" + bd + "\"\r\n\r\nThis is a preamble.\r\n")
+	b.WriteString("--" + bd + "\r\n")
+	b.Write(entity)
+	b.WriteString("\r\n--" + bd + "--\r\nThis is an epilogue.\r\n")
+	return b.Bytes()
+}
+
 // smimeaFor returns a secure SMIMEA answer for cert under the given
 // parameters.
 func smimeaFor(cert *x509.Certificate, usage, selector, matching uint8) dane.Result {

@@ -35,6 +35,7 @@ func TestOutcome(t *testing.T) {
 		{"unsigned", nil, policy.InboundNoPass},
 		{"pass", []Signature{sig(ResultPolicy, BindingNoRecord), sig(ResultPass, BindingBound)}, policy.InboundPass},
 		{"fail", []Signature{sig(ResultFail, BindingNotChecked)}, policy.InboundNoPass},
+		{"bound, but only part of the message", []Signature{sig(ResultPolicy, BindingBound)}, policy.InboundNoPass},
 		{"bogus", []Signature{sig(ResultPermError, BindingBogus)}, policy.InboundBogus},
 		{"indeterminate beats bogus", []Signature{sig(ResultPermError, BindingBogus), sig(ResultTempError, BindingIndeterminate)}, policy.InboundIndeterminate},
 		{"lookup not made", []Signature{sig(ResultTempError, BindingNotChecked)}, policy.InboundIndeterminate},

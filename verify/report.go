@@ -21,9 +21,9 @@ type Result string
 // verifies without that binding is never ResultPass.
 const (
 	ResultNone      Result = "none"      // no signature of this method
-	ResultPass      Result = "pass"      // valid and DANE-bound to the From address
+	ResultPass      Result = "pass"      // valid, DANE-bound to the From address, and covering the whole message
 	ResultFail      Result = "fail"      // the signature does not verify (content changed, bad signature)
-	ResultPolicy    Result = "policy"    // verifies, but unacceptable: not DANE-bound, From mismatch, weak algorithm
+	ResultPolicy    Result = "policy"    // verifies, but unacceptable: not DANE-bound, From mismatch, weak algorithm, unsigned parts beside it
 	ResultNeutral   Result = "neutral"   // could not be judged (unknown algorithm, signer key not known)
 	ResultTempError Result = "temperror" // DNS could not be asked (indeterminate); try again later
 	ResultPermError Result = "permerror" // malformed signature or message; bogus DNS answer
@@ -107,7 +107,7 @@ type Report struct {
 // code against; verify.go implements them.
 //
 //	func (r *Report) Signed() bool  // at least one signed entity was found
-//	func (r *Report) Pass() bool    // at least one signature is ResultPass (valid and DANE-bound to From)
+//	func (r *Report) Pass() bool    // at least one signature is ResultPass (valid, DANE-bound to From, covering the whole message)
 //	func (r *Report) Summary() string   // one line for the log: results, binding, reasons; no content
 //	func (r *Report) Fields(authservID string) []Field // header fields to add, Authentication-Results first
 //	func IsOurs(value, authservID string) bool          // an Authentication-Results value carries our authserv-id

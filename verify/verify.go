@@ -82,7 +82,7 @@ func (v *Verifier) Verify(ctx context.Context, message []byte) (*Report, error) 
 	} else {
 		w.rep.From, w.rep.FromErr = fromAddress(h)
 	}
-	w.walk(message, "1", 0)
+	w.walk(message, "1", 0, true)
 	return w.rep, ctx.Err()
 }
 
@@ -97,8 +97,13 @@ type walker struct {
 	maxParts, maxDepth int
 }
 
-// walk looks at one entity, at position part and nesting depth.
-func (w *walker) walk(entity []byte, part string, depth int) {
+// walk looks at one entity, at position part and nesting depth. whole
+// says whether the entity covers the whole message content: it is the
+// message itself, or the only part of every multipart above it (preamble
+// and epilogue, which RFC 2046 §5.1.1 says to ignore, aside). Only a
+// signature on such an entity can pass: one on a part with unsigned parts
+// beside it vouches for that part, not for the message a reader sees.
+func (w *walker) walk(entity []byte, part string, depth int, whole bool) {
 	if w.ctx.Err() != nil {
 		return
 	}
@@ -121,17 +126,17 @@ func (w *walker) walk(entity []byte, part string, depth int) {
 	case mt == "multipart/signed":
 		switch p := strings.ToLower(params["protocol"]); p {
 		case "application/pkcs7-signature", "application/x-pkcs7-signature": // RFC 8551 §3.5.3
-			w.add(part, MethodSMIME, func(s *Signature) bool { return w.smime(entity, s) })
+			w.add(part, whole, MethodSMIME, func(s *Signature) bool { return w.smime(entity, s) })
 			return
 		case "application/pgp-signature": // RFC 3156 §5
-			w.add(part, MethodOpenPGP, func(s *Signature) bool { return w.openpgp(entity, s) })
+			w.add(part, whole, MethodOpenPGP, func(s *Signature) bool { return w.openpgp(entity, s) })
 			return
 		}
 		// Another protocol: its first part may still hold a signature.
 	case mt == "application/pkcs7-mime" || mt == "application/x-pkcs7-mime": // RFC 8551 §3.2.2
 		st := strings.ToLower(params["smime-type"])
 		if st == "" || st == "signed-data" {
-			w.add(part, MethodSMIME, func(s *Signature) bool { return w.smime(entity, s) })
+			w.add(part, whole, MethodSMIME, func(s *Signature) bool { return w.smime(entity, s) })
 		}
 		return
 	case !strings.HasPrefix(mt, "multipart/"):
@@ -145,13 +150,16 @@ func (w *walker) walk(entity []byte, part string, depth int) {
 		if w.rep.Truncated && w.parts >= w.maxParts {
 			return
 		}
-		w.walk(p, part+"."+strconv.Itoa(i+1), depth+1)
+		w.walk(p, part+"."+strconv.Itoa(i+1), depth+1, whole && len(parts) == 1)
 	}
 }
 
 // add runs check for a signed entity and keeps its Signature when check says
-// the entity is signed; a panic becomes ResultPermError.
-func (w *walker) add(part string, m Method, check func(*Signature) bool) {
+// the entity is signed; a panic becomes ResultPermError. A pass on an
+// entity that is not whole (see walk) becomes ResultPolicy: the signature
+// stays valid and bound, but teaches nothing (no Certificate, no
+// Capabilities) and satisfies no require entry.
+func (w *walker) add(part string, whole bool, m Method, check func(*Signature) bool) {
 	s := Signature{Method: m, Part: part, Binding: BindingNotChecked}
 	keep := func() (keep bool) {
 		defer func() {
@@ -163,6 +171,11 @@ func (w *walker) add(part string, m Method, check func(*Signature) bool) {
 		}()
 		return check(&s)
 	}()
+	if keep && s.Result == ResultPass && !whole {
+		s.Result = ResultPolicy
+		s.Reason = fmt.Sprintf("signed part %s covers only part of the message: unsigned parts beside it (%s)", part, s.Reason)
+		s.Certificate, s.Capabilities = nil, nil
+	}
 	if keep {
 		w.rep.Signatures = append(w.rep.Signatures, s)
 	}

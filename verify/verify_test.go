@@ -68,8 +68,14 @@ func TestVerifySMIME(t *testing.T) {
 	}{
 		{name: "detached", msg: withHeader(alice, detached), result: ResultPass, binding: BindingBound, valid: true, reason: "SMIMEA 3 0 0"},
 		{name: "opaque", msg: withHeader(alice, opaque), result: ResultPass, binding: BindingBound, valid: true},
-		{name: "nested in multipart/mixed", msg: withHeader(alice, mixed(detached)), part: "1.2", result: ResultPass, binding: BindingBound, valid: true},
-		{name: "opaque nested", msg: withHeader(alice, mixed(opaque)), part: "1.2", result: ResultPass, binding: BindingBound, valid: true},
+		{name: "nested alone in multipart/mixed", msg: withHeader(alice, only(detached)), part: "1.1", result: ResultPass, binding: BindingBound, valid: true},
+		{name: "opaque nested alone", msg: withHeader(alice, only(opaque)), part: "1.1", result: ResultPass, binding: BindingBound, valid: true},
+		{name: "nested alone two levels down", msg: withHeader(alice, only(only(detached))), part: "1.1.1", result: ResultPass, binding: BindingBound, valid: true},
+		// A signed part beside unsigned text (a replayed part under another
+		// message's text): valid and bound, but never a pass.
+		{name: "nested beside unsigned text", msg: withHeader(alice, mixed(detached)), part: "1.2", result: ResultPolicy, binding: BindingBound, valid: true, reason: "signed part 1.2 covers only part of the message: unsigned parts beside it"},
+		{name: "opaque nested beside unsigned text", msg: withHeader(alice, mixed(opaque)), part: "1.2", result: ResultPolicy, binding: BindingBound, valid: true, reason: "covers only part of the message"},
+		{name: "alone, but inside a multipart with unsigned text", msg: withHeader(alice, mixed(only(detached))), part: "1.2.1", result: ResultPolicy, binding: BindingBound, valid: true, reason: "signed part 1.2.1 covers only part"},
 		{name: "From with display name and case", msg: withHeader(`"Alice A." <alice@EXAMPLE.com>`, detached), result: ResultPass, binding: BindingBound, valid: true},
 		{name: "3 1 1 record", msg: withHeader(alice, detached), answer: ptr(smimeaFor(signer.cert, 3, 1, 1)), result: ResultPass, binding: BindingBound, valid: true, reason: "SMIMEA 3 1 1"},
 		{name: "3 0 2 record", msg: withHeader(alice, detached), answer: ptr(smimeaFor(signer.cert, 3, 0, 2)), result: ResultPass, binding: BindingBound, valid: true},
@@ -159,7 +165,8 @@ func TestVerifyOpenPGP(t *testing.T) {
 		reason  string
 	}{
 		{name: "valid and bound", msg: withHeader(alice, signed), result: ResultPass, binding: BindingBound, valid: true},
-		{name: "nested", msg: withHeader(alice, mixed(signed)), result: ResultPass, binding: BindingBound, valid: true},
+		{name: "nested alone", msg: withHeader(alice, only(signed)), result: ResultPass, binding: BindingBound, valid: true},
+		{name: "nested beside unsigned text", msg: withHeader(alice, mixed(signed)), result: ResultPolicy, binding: BindingBound, valid: true, reason: "signed part 1.2 covers only part of the message: unsigned parts beside it"},
 		{name: "tampered body", msg: withHeader(alice, replaceOnce(t, signed, "Hello, Bob.", "Hello, Bub.")), result: ResultFail, binding: BindingNotChecked},
 		{name: "tampered header inside the signed part", msg: withHeader(alice, replaceOnce(t, signed, "charset=us-ascii", "charset=utf-8")), result: ResultFail, binding: BindingNotChecked},
 		{name: "no record", msg: withHeader(alice, signed), answer: &dane.Result{Status: dane.StatusSecureDenial}, result: ResultNeutral, binding: BindingNoRecord, reason: "cannot be checked without the signer's key"},
@@ -216,11 +223,19 @@ func TestVerifyStructure(t *testing.T) {
 	f.Set(smimeaName(t, alice), dns.TypeSMIMEA, smimeaFor(signer.cert, 3, 0, 0))
 	f.Set(openpgpkeyName(t, alice), dns.TypeOPENPGPKEY, openpgpkeyFor(t, key))
 
-	// Two signed parts, one of each kind.
+	// Two signed parts, one of each kind, beside a text part: both valid
+	// and bound, neither covers the message, so no pass.
 	r := mustVerify(t, newVerifier(f), withHeader(alice, mixed(detached, pgpSign(t, key, signedContent, 0))))
-	if len(r.Signatures) != 2 || r.Signatures[0].Part != "1.2" || r.Signatures[1].Part != "1.3" || !r.Pass() ||
-		r.Signatures[0].Method != MethodSMIME || r.Signatures[1].Method != MethodOpenPGP || r.Signatures[1].Result != ResultPass {
+	if len(r.Signatures) != 2 || r.Signatures[0].Part != "1.2" || r.Signatures[1].Part != "1.3" || r.Pass() ||
+		r.Signatures[0].Method != MethodSMIME || r.Signatures[1].Method != MethodOpenPGP ||
+		r.Signatures[0].Result != ResultPolicy || r.Signatures[1].Result != ResultPolicy ||
+		r.Signatures[0].Binding != BindingBound || r.Signatures[1].Binding != BindingBound {
 		t.Errorf("two signed parts: %s", r.Summary())
+	}
+	// Two signed parts and nothing else: each covers only half.
+	two := []byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" + string(detached) + "\r\n--b\r\n" + string(detached) + "\r\n--b--\r\n")
+	if r := mustVerify(t, newVerifier(f), withHeader(alice, two)); r.Pass() || len(r.Signatures) != 2 || r.Signatures[1].Result != ResultPolicy {
+		t.Errorf("two signed parts alone: %s", r.Summary())
 	}
 
 	// Unsigned.
@@ -232,7 +247,7 @@ func TestVerifyStructure(t *testing.T) {
 	// Depth: the signed part nested deeper than MaxDepth is not reached.
 	deep := detached
 	for range 4 {
-		deep = mixed(deep)
+		deep = only(deep)
 	}
 	v := newVerifier(f)
 	v.MaxDepth = 3
@@ -240,7 +255,7 @@ func TestVerifyStructure(t *testing.T) {
 		t.Errorf("depth limit: %s truncated=%v", r.Summary(), r.Truncated)
 	}
 	v.MaxDepth = 0
-	if r := mustVerify(t, v, withHeader(alice, deep)); !r.Pass() || r.Truncated || r.Signatures[0].Part != "1.2.2.2.2" {
+	if r := mustVerify(t, v, withHeader(alice, deep)); !r.Pass() || r.Truncated || r.Signatures[0].Part != "1.1.1.1.1" {
 		t.Errorf("default depth: %s", r.Summary())
 	}
 
@@ -256,7 +271,7 @@ func TestVerifyStructure(t *testing.T) {
 		t.Errorf("parts limit: %s", r.Summary())
 	}
 	v.MaxParts = 0
-	if r := mustVerify(t, v, withHeader(alice, mixed(many...))); !r.Pass() || r.Truncated {
+	if r := mustVerify(t, v, withHeader(alice, mixed(many...))); !r.Signed() || r.Pass() || r.Truncated || r.Signatures[0].Binding != BindingBound {
 		t.Errorf("default parts: %s", r.Summary())
 	}
 
