@@ -66,7 +66,9 @@ var (
 	ErrBadSignature = errors.New("openpgp: bad signature")
 	// ErrSignerKey: the signature verifies, but the key that made it was
 	// revoked or expired when the signature was made, is not flagged for
-	// signing, or the signature itself is expired or made in the future.
+	// signing, uses an algorithm or size not accepted for signatures (the
+	// same rule as SigningKeys: RSA under 2048 bits, DSA, unsupported
+	// curves), or the signature itself is expired or made in the future.
 	ErrSignerKey = errors.New("openpgp: signer key not valid for this signature")
 	// ErrWeakHash: the signature verifies but uses MD5, SHA-1 or
 	// RIPEMD-160, which are reported, never a pass.
@@ -229,7 +231,8 @@ func (v *Verification) check(sigs []*packet.Signature, keyring pgp.EntityList, n
 }
 
 // signerKeyValid checks the key that made sig at the signature's creation
-// time and the signature's own lifetime at now.
+// time, its algorithm (checkSigningAlgorithm), and the signature's own
+// lifetime at now.
 func signerKeyValid(key *pgp.Key, sig *packet.Signature, now time.Time) error {
 	t := sig.CreationTime
 	e := key.Entity
@@ -259,6 +262,12 @@ func signerKeyValid(key *pgp.Key, sig *packet.Signature, now time.Time) error {
 		return fmt.Errorf("%w: key %016X is not flagged for signing", ErrSignerKey, key.PublicKey.KeyId)
 	case bySubkey && key.SelfSignature.EmbeddedSignature == nil:
 		return fmt.Errorf("%w: signing subkey %016X has no back-signature", ErrSignerKey, key.PublicKey.KeyId) // RFC 9580 §5.2.3.34
+	}
+	// The key that verified, not the one SigningKeys judged (the newest
+	// signing key): an older, weak signing subkey of the same entity
+	// (RSA-1024, DSA) must not make a valid signature.
+	if _, reason := checkSigningAlgorithm(key.PublicKey); reason != "" {
+		return fmt.Errorf("%w: key %016X: %s", ErrSignerKey, key.PublicKey.KeyId, reason)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/miekg/dns"
 )
 
 // signedContent is the first part of the test messages: header fields, an
@@ -455,6 +456,45 @@ func TestVerifyMIMESubkey(t *testing.T) {
 	wantErr(t, VerifyMIME(early, pgp.EntityList{e}, now), nil)
 	late := wrapSigned("pgp-sha256", signedContent, rawSignWith(t, sub.PrivateKey, signedContent, born.Add(6*24*time.Hour)))
 	wantErr(t, VerifyMIME(late, pgp.EntityList{e}, now), ErrSignerKey)
+}
+
+// TestVerifyMIMEWeakSubkey: an entity whose newest signing subkey is
+// strong (so SigningKeys accepts it) but which still holds an older
+// RSA-1024 signing subkey: a signature by the weak subkey verifies
+// cryptographically, yet is never valid.
+func TestVerifyMIMEWeakSubkey(t *testing.T) {
+	now := time.Now()
+	born := now.Add(-10 * 24 * time.Hour)
+	at := func(t0 time.Time) *packet.Config { return &packet.Config{Time: func() time.Time { return t0 }} }
+	const addr = "weaksub@example.org"
+	e := newKey(t, kindCv25519, addr, at(born))
+	weakCfg := &packet.Config{Algorithm: packet.PubKeyAlgoRSA, RSABits: 1024, Time: func() time.Time { return born }}
+	if err := e.AddSigningSubkey(weakCfg); err != nil {
+		t.Fatal(err)
+	}
+	weak := &e.Subkeys[len(e.Subkeys)-1]
+	if bits, _ := weak.PublicKey.BitLength(); weak.PublicKey.PubKeyAlgo != packet.PubKeyAlgoRSA || bits != 1024 || !weak.Sig.FlagSign {
+		t.Fatalf("weak subkey: algorithm %v, %d bits, sign %v", weak.PublicKey.PubKeyAlgo, bits, weak.Sig.FlagSign)
+	}
+	if err := e.AddSigningSubkey(at(born.Add(24 * time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	// The precondition of the attack: the newest signing key is strong, so
+	// the record's key is accepted.
+	keys, rejected := SigningKeys(addr, []dns.RR{recordFor(t, addr, e)}, now)
+	if len(keys) != 1 {
+		t.Fatalf("SigningKeys: %d keys, rejected %s", len(keys), fmtReasons(rejected))
+	}
+	ring := Keyring(keys)
+
+	byWeak := wrapSigned("pgp-sha256", signedContent, rawSignWith(t, weak.PrivateKey, signedContent, born.Add(2*24*time.Hour)))
+	v := VerifyMIME(byWeak, ring, now)
+	wantErr(t, v, ErrSignerKey)
+	if v.Valid() || !strings.Contains(v.Err.Error(), "RSA signing key of 1024 bits too weak") {
+		t.Errorf("signature by the RSA-1024 subkey: valid %v, %v", v.Valid(), v.Err)
+	}
+	// The strong subkey's signature still verifies.
+	wantErr(t, VerifyMIME(wrapSigned("pgp-sha256", signedContent, goSign(t, e, signedContent, false, at(born.Add(2*24*time.Hour)))), ring, now), nil)
 }
 
 // rawSignWith is rawSign with a given (sub)key.
