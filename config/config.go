@@ -162,7 +162,8 @@ type Inbound struct {
 	RequireAction string `toml:"require_action"`
 	// MaxVerifySize is the largest message verified; a larger one is
 	// reported "smime=neutral" (not checked) and refused from a require
-	// sender (552 5.3.4). Default max_message_size, and not above it.
+	// sender (552 5.3.4). Default the smaller of max_message_size and
+	// limits.memory_budget (it is verified whole in memory), above neither.
 	MaxVerifySize ByteSize `toml:"max_verify_size"`
 	// Senders maps a sender address, a domain or a ".parent" domain to a
 	// level, optionally followed by "dry-run"; the most specific entry
@@ -972,10 +973,16 @@ func (c *Config) setInboundDefaults() error {
 		return invalid("inbound.require_action", "want reject or hold, got %q", in.RequireAction)
 	}
 	if in.MaxVerifySize == 0 {
-		in.MaxVerifySize = c.MaxMessageSize
+		// A message is verified whole in memory, charged to the memory
+		// budget: one larger than the budget could never be verified (a
+		// require sender would be deferred until it bounces).
+		in.MaxVerifySize = min(c.MaxMessageSize, c.Limits.MemoryBudget)
 	}
 	if in.MaxVerifySize > c.MaxMessageSize {
 		return invalid("inbound.max_verify_size", "%d is more than max_message_size (%d): a larger message is not kept whole", int64(in.MaxVerifySize), int64(c.MaxMessageSize))
+	}
+	if in.MaxVerifySize > c.Limits.MemoryBudget {
+		return invalid("inbound.max_verify_size", "%d is more than limits.memory_budget (%d): a message is verified whole in memory, within the budget, so a larger one could never be verified", int64(in.MaxVerifySize), int64(c.Limits.MemoryBudget))
 	}
 	return nil
 }

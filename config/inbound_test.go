@@ -49,6 +49,27 @@ func TestInboundDefaults(t *testing.T) {
 	}
 }
 
+// TestInboundVerifySizeDefault: the default is the smaller of
+// max_message_size and the memory budget a message is verified within.
+func TestInboundVerifySizeDefault(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ByteSize
+	}{
+		{"", DefaultMemoryBudget},
+		{"max_message_size = \"10MiB\"\n", 10 << 20},
+		{"[limits]\nmemory_budget = \"16MiB\"\n", 16 << 20},
+	} {
+		c, err := Parse("t.toml", []byte(tc.in))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		if c.Inbound.MaxVerifySize != tc.want {
+			t.Errorf("%q: max_verify_size %d, want %d", tc.in, c.Inbound.MaxVerifySize, tc.want)
+		}
+	}
+}
+
 func TestInboundAccepted(t *testing.T) {
 	c, err := Parse("t.toml", []byte(`
 [direction]
@@ -115,6 +136,7 @@ func TestInboundRefused(t *testing.T) {
 		{"authserv-id dot", "[inbound]\nauthserv_id = \".example\"\n", []string{`"inbound.authserv_id"`}},
 		{"require action", "[inbound]\nrequire_action = \"bounce\"\n", []string{"t.toml:2", `"inbound.require_action"`}},
 		{"verify size", "max_message_size = \"1MiB\"\n[inbound]\nmax_verify_size = \"2MiB\"\n", []string{"t.toml:3", `"inbound.max_verify_size"`}},
+		{"verify size over the budget", "[limits]\nmemory_budget = \"8MiB\"\n[inbound]\nmax_verify_size = \"9MiB\"\n", []string{"t.toml:4", `"inbound.max_verify_size"`, "memory_budget"}},
 		{"sender level", "[inbound.senders]\n\"bank.example\" = \"must\"\n", []string{"t.toml:2", `inbound.senders.`, "bank.example"}},
 		{"sender key", "[inbound.senders]\n\"not a key\" = \"require\"\n", []string{`inbound.senders.`, "not a key"}},
 	} {

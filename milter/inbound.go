@@ -1,9 +1,9 @@
 package milter
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -153,7 +153,7 @@ func (h *handler) decideInbound(log *slog.Logger, leadSpace bool) inbound {
 		in.decision = policy.DecideInbound(policy.InboundNone, policy.InboundNoPass, false)
 		return in
 	}
-	in.report, in.outcome = h.verify(log, leadSpace)
+	in.report, in.outcome = h.verify(log, leadSpace, in.headerFrom)
 	in.verified = true
 	h.harvest(log, in.report)
 	for _, f := range in.report.Fields(h.opts.AuthservID) {
@@ -172,7 +172,7 @@ func (h *handler) decideInbound(log *slog.Logger, leadSpace bool) inbound {
 // verify runs the Verifier on the whole message, within MaxVerifySize and
 // the memory budget. A message that is not verified gets a report that
 // says why, in the verifier's own words for "not judged".
-func (h *handler) verify(log *slog.Logger, leadSpace bool) (*verify.Report, policy.InboundOutcome) {
+func (h *handler) verify(log *slog.Logger, leadSpace bool, policyAddr string) (*verify.Report, policy.InboundOutcome) {
 	size := h.headerBytes + 2 + h.body.Size()
 	if h.body.overflow || h.headersOverflow || size > h.opts.MaxVerifySize {
 		return verify.NotVerified(verify.ResultNeutral, verify.ReasonTooBig), policy.InboundTooBig
@@ -187,17 +187,19 @@ func (h *handler) verify(log *slog.Logger, leadSpace bool) (*verify.Report, poli
 		log.Error("cannot read the spooled body; message not verified", "err", err)
 		return verify.NotVerified(verify.ResultTempError, "not verified: internal error"), policy.InboundError
 	}
-	rep, err := h.opts.Verifier.Verify(h.ctx, msg)
-	if rep == nil {
+	// Verification gets its own deadline from end of message: the
+	// message's context started at MAIL FROM and a slow DATA may have used
+	// it up, which must not read as "unsigned".
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.MessageTimeout)
+	defer cancel()
+	rep, err := h.opts.Verifier.Verify(ctx, msg)
+	switch {
+	case rep == nil:
 		log.Error("verification failed", "err", err)
-		return verify.NotVerified(verify.ResultTempError, "not verified: internal error"), policy.InboundError
-	}
-	if err != nil {
-		// The message deadline ended it; what could not be looked up is
-		// temperror in the report (and defers a require sender).
+	case err != nil:
 		log.Warn("verification did not finish", "err", err)
 	}
-	return rep, rep.Outcome()
+	return verify.Conclude(rep, err, policyAddr)
 }
 
 // harvest hands the signer certificate of every S/MIME signature that
@@ -213,8 +215,15 @@ func (h *handler) harvest(log *slog.Logger, rep *verify.Report) {
 		if s.Method != verify.MethodSMIME || s.Result != verify.ResultPass || len(s.Certificate) == 0 {
 			continue
 		}
+		// Seen when it was signed (a signed attribute, so only the key's
+		// holder sets it; never later than now): a replayed old message
+		// then cannot replace the capabilities a newer one announced.
+		seen := h.opts.Now()
+		if t := s.SigningTime; !t.IsZero() && t.Before(seen) {
+			seen = t
+		}
 		h.opts.Harvester.Harvest(harvest.Entry{Address: harvest.NormalizeAddress(rep.From), Certificate: s.Certificate,
-			Capabilities: s.Capabilities, LastSeen: h.opts.Now()})
+			Capabilities: s.Capabilities, LastSeen: seen})
 		log.Debug("harvested the signer certificate", "header_from", rep.From, "serial", s.Serial)
 	}
 }
@@ -231,13 +240,14 @@ func (h *handler) wholeMessage(leadSpace bool, size int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	b.Grow(hdr.Len() + int(h.body.Size()))
-	b.WriteString(hdr.String())
-	if _, err := b.ReadFrom(body); err != nil {
+	// Exactly the size charged to the memory budget: a bytes.Buffer grown
+	// by ReadFrom may double its capacity at the end.
+	b := make([]byte, hdr.Len()+int(h.body.Size()))
+	n := copy(b, hdr.String())
+	if _, err := io.ReadFull(body, b[n:]); err != nil {
 		return nil, err
 	}
-	return b.Bytes(), nil
+	return b, nil
 }
 
 // logInbound writes the one log line of an inbound message.

@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/harvest"
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/verify"
@@ -25,7 +27,10 @@ type fakeVerifier struct {
 	mu     sync.Mutex
 	report verify.Report
 	err    error
-	got    [][]byte
+	// cutShort returns the report with context.DeadlineExceeded, as
+	// Verify does when its context ends midway.
+	cutShort bool
+	got      [][]byte
 }
 
 func (f *fakeVerifier) Verify(_ context.Context, msg []byte) (*verify.Report, error) {
@@ -36,6 +41,9 @@ func (f *fakeVerifier) Verify(_ context.Context, msg []byte) (*verify.Report, er
 		return nil, f.err
 	}
 	r := f.report
+	if f.cutShort {
+		return &r, context.DeadlineExceeded
+	}
 	return &r, nil
 }
 
@@ -290,12 +298,57 @@ func TestInboundFromDodges(t *testing.T) {
 		"From: CEO@BANK.EXAMPLE\r\n",
 		"From: ceo@bank.example (\r\n",
 	} {
-		v := &fakeVerifier{report: unsignedReport("")}
-		addr := start(t, inboundOpts(v, map[string]string{"bank.example": "require"}))
-		msg := from + "To: user@local.example\r\nSubject: x\r\n\r\nHello.\r\n"
-		res := simulate(t, addr, mtas[0].mta, []string{"user@local.example"}, msg)
-		if res.Final.Type != gomilter.ActionRejectWithCode || !strings.HasPrefix(res.Final.SMTPReply, "550 5.7.1") {
-			t.Errorf("%q: final %+v, want 550 5.7.1", from, res.Final)
+		// Unsigned, or signed by a key bound to the other address (the
+		// review's attack: a signature bound to evil.example does not
+		// satisfy bank.example's require entry).
+		for _, rep := range []verify.Report{unsignedReport(""), passReport("other@elsewhere.example")} {
+			v := &fakeVerifier{report: rep}
+			addr := start(t, inboundOpts(v, map[string]string{"bank.example": "require"}))
+			msg := from + "To: user@local.example\r\nSubject: x\r\n\r\nHello.\r\n"
+			res := simulate(t, addr, mtas[0].mta, []string{"user@local.example"}, msg)
+			if res.Final.Type != gomilter.ActionRejectWithCode || !strings.HasPrefix(res.Final.SMTPReply, "550 5.7.1") {
+				t.Errorf("%q, report from %q passing=%v: final %+v, want 550 5.7.1", from, rep.From, rep.Pass(), res.Final)
+			}
+		}
+	}
+	// The same pass, bound to the address whose entry applies, passes.
+	v := &fakeVerifier{report: passReport("ceo@bank.example")}
+	addr := start(t, inboundOpts(v, map[string]string{"bank.example": "require"}))
+	res := simulate(t, addr, mtas[0].mta, []string{"user@local.example"}, "From: \"Bank\" <ceo@bank.example>\r\nTo: user@local.example\r\n\r\nHello.\r\n")
+	if res.Final.Type != gomilter.ActionAccept {
+		t.Errorf("bound pass: final %+v", res.Final)
+	}
+}
+
+// TestInboundCutShort: a verification that its deadline cut short is "try
+// later" (temperror; a require sender is deferred 451), never "unsigned"
+// (which would refuse it for good).
+func TestInboundCutShort(t *testing.T) {
+	for _, tc := range []struct {
+		senders map[string]string
+		reply   string
+	}{
+		{map[string]string{"bank.example": "require"}, "451 4.4.3"},
+		{nil, ""},
+	} {
+		v := &fakeVerifier{report: unsignedReport("ceo@bank.example"), cutShort: true}
+		addr := start(t, inboundOpts(v, tc.senders))
+		res := simulate(t, addr, mtas[0].mta, []string{"user@local.example"}, inboundMsg)
+		if tc.reply != "" {
+			if !strings.HasPrefix(res.Final.SMTPReply, tc.reply) {
+				t.Errorf("require: final %+v, want %s", res.Final, tc.reply)
+			}
+			continue
+		}
+		if res.Final.Type != gomilter.ActionAccept {
+			t.Fatalf("report: final %+v", res.Final)
+		}
+		found := false
+		for _, a := range authResultsOf(res.Message) {
+			found = found || strings.Contains(a, "smime=temperror")
+		}
+		if !found {
+			t.Errorf("report: Authentication-Results %q, want smime=temperror", authResultsOf(res.Message))
 		}
 	}
 }
@@ -432,5 +485,53 @@ func TestInboundRealVerifier(t *testing.T) {
 				t.Errorf("%s: final %+v, first field %+v", m.name, res.Final, hdrs[0])
 			}
 		}
+	}
+}
+
+// harvestLog records what the milter harvests.
+type harvestLog struct {
+	mu      sync.Mutex
+	entries []harvest.Entry
+}
+
+func (l *harvestLog) Harvest(e harvest.Entry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries = append(l.entries, e)
+}
+
+// TestHarvestSeenWhenSigned: a harvested entry is dated by the signature's
+// signing time (never later than now), so that replaying an old signed
+// message cannot replace the capabilities a newer signature announced.
+func TestHarvestSeenWhenSigned(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		signed time.Time
+		want   time.Time
+	}{
+		{"signed a year ago", now.AddDate(-1, 0, 0), now.AddDate(-1, 0, 0)},
+		{"no signing time", time.Time{}, now},
+		{"signed in the future", now.Add(time.Hour), now},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := passReport("ceo@bank.example")
+			rep.Signatures[0].Certificate = []byte{0x30, 0x00}
+			rep.Signatures[0].SigningTime = tc.signed
+			v := &fakeVerifier{report: rep}
+			opts := inboundOpts(v, nil)
+			var hl harvestLog
+			opts.Harvester = &hl
+			opts.Now = func() time.Time { return now }
+			addr := start(t, opts)
+			if res := simulate(t, addr, mtas[0].mta, []string{"user@local.example"}, inboundMsg); res.Final.Type != gomilter.ActionAccept {
+				t.Fatalf("final %+v", res.Final)
+			}
+			hl.mu.Lock()
+			defer hl.mu.Unlock()
+			if len(hl.entries) != 1 || !hl.entries[0].LastSeen.Equal(tc.want) {
+				t.Fatalf("harvested %+v, want one entry seen at %v", hl.entries, tc.want)
+			}
+		})
 	}
 }

@@ -75,15 +75,14 @@ func printVerify(ctx context.Context, cfg *config.Config, resolver dane.Resolver
 	} else {
 		v := &verify.Verifier{Resolver: resolver, Selector: sel, LowercaseLocalPart: cfg.DNS.LowercaseLocalPart,
 			Now: func() time.Time { return now }}
-		var err error
-		rep, err = v.Verify(ctx, msg)
-		if rep == nil {
+		r, err := v.Verify(ctx, msg)
+		if r == nil {
 			fmt.Fprintln(w, "error:      ", err)
 			return 2
 		}
-		// A lookup that ctx cut short is temperror in the Report, and so
-		// indeterminate.
-		outcome = rep.Outcome()
+		// The daemon's conclusion: a report ctx cut short is "try later",
+		// and a pass counts only for the address whose entry applies.
+		rep, outcome = verify.Conclude(r, err, headerFrom)
 		if rep.From != "" {
 			fmt.Fprintf(w, "from:        %s\n", rep.From)
 		} else {
