@@ -44,6 +44,8 @@ type Harvester struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+
+	closeOnce sync.Once // Close may be called more than once
 }
 
 // queued is an entry waiting, numbered so that the writer can tell it is
@@ -110,13 +112,18 @@ func (h *Harvester) Dropped() int {
 }
 
 // Close stops the Harvester; entries still waiting are logged as lost. It
-// does not close the store.
+// does not close the store. Close may be called more than once, from
+// several goroutines: each call returns once the writer has stopped, and
+// only the first logs the lost entries. It returns nil.
 func (h *Harvester) Close() error {
-	close(h.stop)
+	h.closeOnce.Do(func() {
+		close(h.stop)
+		<-h.done
+		if n := h.Pending(); n > 0 {
+			h.logger.Warn("harvest entries not written at shutdown", "count", n)
+		}
+	})
 	<-h.done
-	if n := h.Pending(); n > 0 {
-		h.logger.Warn("harvest entries not written at shutdown", "count", n)
-	}
 	return nil
 }
 

@@ -54,3 +54,26 @@ func TestHarvesterQueue(t *testing.T) {
 		t.Errorf("stored %v", got)
 	}
 }
+
+// TestHarvesterCloseTwice: Close is idempotent, from one goroutine or
+// several at once (a deferred Close after an explicit one must not panic).
+func TestHarvesterCloseTwice(t *testing.T) {
+	t.Parallel()
+	h := NewHarvester(openBolt(t, Options{}), nil, HarvesterOptions{})
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	h = NewHarvester(openBolt(t, Options{}), nil, HarvesterOptions{})
+	errs := make(chan error, 4)
+	for range cap(errs) {
+		go func() { errs <- h.Close() }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Close: %v", err)
+		}
+	}
+}
