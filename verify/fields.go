@@ -171,15 +171,18 @@ func clean(v string) string {
 // incoming message is a forgery or a leftover and is removed (RFC 8601 §5).
 // It reads only the first token, after any comments and folding white
 // space, as a quoted string or up to white space, ";" or "(", so that a
-// field too malformed for a full parse is still recognized. An empty
-// authservID matches nothing.
+// field too malformed for a full parse is still recognized. One trailing
+// dot is ignored on either side: "mx.example." and "mx.example" name the
+// same host (RFC 1034 §3.1), and a consumer that strips the dot would
+// trust a forged field we had left in place. An empty authservID (or "."
+// alone) matches nothing.
 func IsOurs(value, authservID string) bool {
-	id := strings.TrimSpace(authservID)
+	id := strings.TrimSuffix(strings.TrimSpace(authservID), ".")
 	if id == "" {
 		return false
 	}
 	first, ok := firstToken(value)
-	return ok && strings.EqualFold(first, id)
+	return ok && strings.EqualFold(strings.TrimSuffix(first, "."), id)
 }
 
 // firstToken returns the authserv-id of an Authentication-Results value:

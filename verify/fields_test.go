@@ -134,6 +134,16 @@ func TestIsOurs(t *testing.T) {
 		{`"mx.example.net`, "mx.example.net", false},
 		{"mx.example.net; smime=pass", "", false},
 		{"\x00\xff; smime=pass", "mx.example.net", false},
+		// One trailing dot on either side names the same host.
+		{"mx.example.net.; smime=pass", "mx.example.net", true},
+		{"MX.example.net.; smime=pass", "mx.example.net.", true},
+		{"mx.example.net; smime=pass", "mx.example.net.", true},
+		{`"mx.example.net."; smime=pass`, "mx.example.net", true},
+		{"(c) mx.example.net.(c); smime=pass", "mx.example.net", true},
+		{"mx.example.net..; smime=pass", "mx.example.net", false},
+		{"mx.example.net.evil.; smime=pass", "mx.example.net", false},
+		{".; smime=pass", ".", false},
+		{"; smime=pass", ".", false},
 	}
 	for _, tc := range tests {
 		if got := IsOurs(tc.value, tc.id); got != tc.want {
