@@ -122,7 +122,11 @@ func openHarvest(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 		return nil, nil
 	}
 	logger.Info("certificate store open", "backend", cfg.Store.Backend)
-	return store, harvest.NewHarvester(store, logger, harvest.HarvesterOptions{})
+	// Outbound selection asks the store per recipient; Cached keeps a
+	// database round trip out of most messages (a Put through it, the
+	// Harvester's, is seen at once; another daemon's within a minute).
+	cached := harvest.NewCached(store, 0, 0)
+	return cached, harvest.NewHarvester(cached, logger, harvest.HarvesterOptions{})
 }
 
 // closeHarvest stops the Harvester (what it has not written is logged as
