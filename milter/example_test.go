@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
@@ -21,7 +22,7 @@ import (
 func Example() {
 	levels := policy.NewTable(policy.LevelDane)
 	_ = levels.Set("bank.example", policy.LevelEncrypt)
-	srv, err := milter.NewServer(milter.Options{Resolver: &dane.Fake{}, Levels: levels})
+	srv, err := milter.NewServer(milter.Options{Resolver: &dane.Fake{}, Levels: levels, RcptWait: time.Second})
 	if err != nil {
 		panic(err)
 	}

@@ -343,7 +343,9 @@ func TestExemptions(t *testing.T) {
 	must(t, err)
 	tbl := policy.NewTable(policy.LevelDane)
 	must(t, tbl.Set("mandatory.example", policy.LevelEncrypt))
-	addr := start(t, Options{Resolver: fake, Levels: tbl, Exemptions: ex})
+	// RcptWait: the refusal is asserted at RCPT TO, which a loaded machine
+	// must not turn into a decision at end of message.
+	addr := start(t, Options{Resolver: fake, Levels: tbl, Exemptions: ex, RcptWait: 5 * time.Second})
 	plain := readEML(t, "plain.eml")
 	tests := []struct {
 		from, rcpt string
