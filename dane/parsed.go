@@ -89,3 +89,12 @@ func (p *parsedCerts) get(h [sha256.Size]byte, der []byte) (*parsedEntry, bool) 
 	p.lru.MoveToFront(el)
 	return e, true
 }
+
+// ParseCertificate is x509.ParseCertificate through the Selector's cache of
+// parsed certificates (MaxParsed): for certificates that come again from
+// elsewhere than a record, such as a certificate store asked for every
+// recipient of every message. The certificate is shared: callers must not
+// change it.
+func (s *Selector) ParseCertificate(der []byte) (*x509.Certificate, error) {
+	return s.parsed.parse(der, s.MaxParsed)
+}

@@ -137,3 +137,27 @@ func TestHarvestedCertificates(t *testing.T) {
 		})
 	}
 }
+
+// TestHarvestedParsedOnce: a stored certificate, asked for every message to
+// the address, is parsed once (through the Selector's cache) and yields the
+// same certificate every time.
+func TestHarvestedParsedOnce(t *testing.T) {
+	const addr = "partner@partner.example"
+	cert := rsaCert(t, addr)
+	s := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	name, _ := dane.SMIMEAName(addr, false)
+	fake := &dane.Fake{}
+	fake.Set(name, dns.TypeSMIMEA, dane.Result{Name: name, Type: dns.TypeSMIMEA, Status: dane.StatusSecure, TTL: time.Hour, Records: []dns.RR{&dns.SMIMEA{
+		Hdr:   dns.RR_Header{Name: name, Rrtype: dns.TypeSMIMEA, Class: dns.ClassINET, Ttl: 3600},
+		Usage: 3, Selector: 1, MatchingType: 1, Certificate: hex.EncodeToString(s[:])}}})
+	store := &fakeStore{entries: map[string][]harvest.Entry{addr: {{Address: addr, Certificate: cert.Raw}}}}
+	c := &Config{Resolver: fake, Selector: &dane.Selector{}, Levels: policy.NewTable(policy.LevelDane), Store: store}
+	first := c.Evaluate(context.Background(), addr, "")
+	second := c.Evaluate(context.Background(), addr, "")
+	if len(first.SMIMEA.Keys) != 1 || len(second.SMIMEA.Keys) != 1 {
+		t.Fatalf("keys: %d and %d, want 1 each", len(first.SMIMEA.Keys), len(second.SMIMEA.Keys))
+	}
+	if first.SMIMEA.Keys[0].Cert != second.SMIMEA.Keys[0].Cert {
+		t.Fatal("the stored certificate was parsed again for the second message")
+	}
+}

@@ -249,7 +249,7 @@ func (c *Config) Lookup(ctx context.Context, r Recipient) Recipient {
 			}
 			var more []*x509.Certificate
 			if c.Store != nil && len(r.SMIMEA.Result.Records) > 0 {
-				more = c.harvested(ctx, &r)
+				more = c.harvested(ctx, &r, sel)
 			}
 			r.SMIMEA.Keys, r.SMIMEA.Rejected = sel.SelectWith(r.Address, r.SMIMEA.Result.Records, c.now(), more)
 		}
@@ -273,7 +273,7 @@ const DefaultStoreTimeout = time.Second
 // is decided on the directory and the records alone. It returns the
 // certificates that parse (not nil when the store was asked, so that a
 // rejection can say "nor harvested").
-func (c *Config) harvested(ctx context.Context, r *Recipient) []*x509.Certificate {
+func (c *Config) harvested(ctx context.Context, r *Recipient, sel *dane.Selector) []*x509.Certificate {
 	timeout := c.StoreTimeout
 	if timeout <= 0 {
 		timeout = DefaultStoreTimeout
@@ -290,7 +290,9 @@ func (c *Config) harvested(ctx context.Context, r *Recipient) []*x509.Certificat
 		return certs
 	}
 	for _, e := range r.Harvested {
-		if cert, err := x509.ParseCertificate(e.Certificate); err == nil {
+		// Through the Selector's cache: a stored certificate comes again
+		// for every message to the address (issue 10's rule for records).
+		if cert, err := sel.ParseCertificate(e.Certificate); err == nil {
 			certs = append(certs, cert)
 		}
 	}
