@@ -12,6 +12,7 @@ require (
 	github.com/pelletier/go-toml/v2 v2.4.3
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/net v0.57.0
+	software.sslmate.com/src/go-pkcs12 v0.7.4
 )
 
 require (

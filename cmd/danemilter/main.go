@@ -22,6 +22,7 @@
 //	danemilter record smimea --cert FILE [--usage U --selector S --matching M] ADDR
 //	danemilter record openpgpkey --key FILE ADDR
 //	danemilter store [--config FILE] list|show ADDR|forget ADDR|export
+//	danemilter keys [--dir PATH] generate|import|list|records ...
 //	danemilter demo                         encrypt a sample message in-process, no set-up needed
 //	danemilter version
 package main
@@ -56,6 +57,7 @@ func usage(w io.Writer) {
   danemilter verify [--config FILE] FILE  verify the S/MIME or PGP/MIME signatures of a received message (.eml) and their DANE binding
   danemilter record smimea|openpgpkey ... ADDR  print the SMIMEA or OPENPGPKEY record for ADDR
   danemilter store [--config FILE] list|show ADDR|forget ADDR|export  the harvested certificate store
+  danemilter keys [--dir PATH] generate|import|list|records ...  the gateway's own users' keys (key directory)
   danemilter demo                         encrypt a sample message in-process (no DNS, no MTA needed)
   danemilter version
 `)
@@ -78,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runRecord(args, stdout, stderr)
 	case "store":
 		return runStore(args, stdout, stderr)
+	case "keys":
+		return runKeys(args, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "danemilter", version)
 		return 0

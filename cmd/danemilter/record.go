@@ -85,11 +85,17 @@ func smimeaRecord(addr, file string, usage, selector, matching uint8, ttl uint32
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	return smimeaRR(addr, file, cert, usage, selector, matching, ttl, lower)
+}
+
+// smimeaRR renders the SMIMEA record of cert (named what in errors) for
+// addr, checked as the daemon checks a certificate it would encrypt to.
+func smimeaRR(addr, what string, cert *x509.Certificate, usage, selector, matching uint8, ttl uint32, lower bool) (dns.RR, error) {
 	// A DANE-EE or PKIX-EE record should name a certificate the recipient
 	// can use; say so when it cannot (a TA record names a CA).
 	if usage == dane.UsageDANEEE || usage == dane.UsagePKIXEE {
 		if reason := dane.CheckCertificate(addr, cert, time.Now()); reason != "" {
-			return nil, fmt.Errorf("%s cannot be used to encrypt to %s: %s", file, addr, reason)
+			return nil, fmt.Errorf("%s cannot be used to encrypt to %s: %s", what, addr, reason)
 		}
 	}
 	name, err := dane.SMIMEAName(addr, lower)
@@ -131,10 +137,17 @@ func openpgpkeyRecord(addr, file string, ttl uint32, lower bool) (dns.RR, error)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	return openpgpkeyRR(addr, file, ents, ttl, lower)
+}
+
+// openpgpkeyRR renders the OPENPGPKEY record of the public keys of ents
+// (named what in errors; secret key material is never serialized) for
+// addr, checked by openpgp.SelectKeys as the daemon selects keys.
+func openpgpkeyRR(addr, what string, ents pgp.EntityList, ttl uint32, lower bool) (dns.RR, error) {
 	var pub bytes.Buffer
 	for _, e := range ents {
 		if err := e.Serialize(&pub); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	name, err := dane.OPENPGPKEYName(addr, lower)
@@ -148,7 +161,7 @@ func openpgpkeyRecord(addr, file string, ttl uint32, lower bool) (dns.RR, error)
 		if len(rejected) > 0 {
 			reason = rejected[0].Reason
 		}
-		return nil, fmt.Errorf("%s cannot be used to encrypt to %s: %s", file, addr, reason)
+		return nil, fmt.Errorf("%s cannot be used to encrypt to %s: %s", what, addr, reason)
 	}
 	return rr, nil
 }
