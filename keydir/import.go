@@ -1,6 +1,7 @@
 package keydir
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
@@ -51,7 +52,10 @@ func ImportPKCS12(data []byte, password, addr string) (SMIMEKey, error) {
 // ImportPEM reads a certificate and an unencrypted private key from PEM
 // (they may be in one input; pass it twice). Errors wrap ErrBadKey.
 func ImportPEM(certPEM, keyPEM []byte, addr string) (SMIMEKey, error) {
-	b := slices.Concat(certPEM, []byte("\n"), keyPEM)
+	b := certPEM
+	if !bytes.Equal(certPEM, keyPEM) {
+		b = slices.Concat(certPEM, []byte("\n"), keyPEM)
+	}
 	k, err := ParseSMIME(b)
 	if err != nil {
 		return SMIMEKey{}, err
