@@ -138,6 +138,9 @@ func (h *handler) Header(name, value string, m milter.Modifier) (resp *milter.Re
 	// Counted before the limit below: a forged Authentication-Results
 	// field is removed wherever it is.
 	h.countAuthResults(name, value)
+	if strings.EqualFold(name, DecryptedHeader) {
+		h.decryptedFields++
+	}
 	// Header bytes count toward max_message_size; past it they are not kept
 	// (the message is then refused if it needs encryption, passed if not).
 	h.headerBytes += int64(len(name) + len(value) + 4)

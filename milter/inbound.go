@@ -284,12 +284,15 @@ func (h *handler) logInbound(log *slog.Logger, in inbound) {
 // Authentication-Results fields left out. Copies that are re-injected are
 // written from them.
 func (h *handler) outHeaders() []field {
-	if len(h.inboundAdd) == 0 && len(h.forgedAR) == 0 {
+	if len(h.inboundAdd) == 0 && len(h.forgedAR) == 0 && h.decryptedFields == 0 {
 		return h.headers
 	}
 	out := append([]field(nil), h.inboundAdd...)
 	var n [2]int
 	for _, f := range h.headers {
+		if strings.EqualFold(f.name, DecryptedHeader) { // a forged claim (decrypt.go)
+			continue
+		}
 		if i := slices.IndexFunc(ourFields, func(n string) bool { return strings.EqualFold(n, f.name) }); i >= 0 {
 			n[i]++
 			if slices.Contains(h.forgedAR, forged{ourFields[i], n[i]}) {

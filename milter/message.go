@@ -63,6 +63,9 @@ type message struct {
 	// inbound dry run ("" for none).
 	inboundAdd   []field
 	inboundTrace string
+	// decryptedFields counts the DecryptedHeader fields received: forged
+	// claims, removed (decrypt.go).
+	decryptedFields int
 	// held is the refusal a hold replaced (zero: not held).
 	held reply.Reply
 }

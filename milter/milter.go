@@ -64,7 +64,8 @@
 // and body replacement), reinject.go (split delivery), sealed.go (bodies
 // that arrive encrypted), size.go (encrypted size bounds), spool.go (the
 // body), log.go (the log line), direction.go (inbound or outbound),
-// inbound.go (verification and forged Authentication-Results).
+// inbound.go (verification and forged Authentication-Results), decrypt.go
+// (inbound decryption with the gateway's keys).
 //
 // # Inbound mail
 //
@@ -79,7 +80,8 @@
 // (package policy, inbound.go) may refuse or hold it; inbound.go here runs
 // that half of end of message, before the outbound plan, so that header
 // changes precede the body and one final reply ends the message.
-// Decryption and key harvesting will add files beside it.
+// Decryption (decrypt.go) runs before verification, so that a signature
+// inside an encrypted message is verified on the decrypted message.
 package milter
 
 import (
@@ -93,6 +95,7 @@ import (
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/harvest"
+	"github.com/danemilter/danemilter/keydir"
 	"github.com/danemilter/danemilter/policy"
 	"github.com/danemilter/danemilter/recipient"
 	"github.com/danemilter/danemilter/smime"
@@ -204,6 +207,16 @@ type Options struct {
 	Store        harvest.Store
 	StoreTimeout time.Duration
 	Harvester    Harvester
+
+	// Inbound decryption (decrypt.go; README "Inbound decryption"). Keys
+	// holds the gateway's private keys (*keydir.Dir); nil turns decryption
+	// off. Decrypt names the local recipients whose mail is decrypted at
+	// the gateway (nil: none; the others keep end-to-end mail).
+	// DecryptReject refuses a message that cannot be decrypted (550 5.7.5)
+	// instead of passing it unchanged.
+	Keys          keydir.Source
+	Decrypt       *DecryptList
+	DecryptReject bool
 
 	budget     *memBudget
 	recipients *recipient.Config // how a recipient is evaluated, from the fields above

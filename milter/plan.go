@@ -76,10 +76,24 @@ func (h *handler) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	}
 
 	leadSpace := m.Protocol()&milter.OptHeaderLeadingSpace != 0
-	// The inbound half first (inbound.go): its refusal comes before any
-	// copy leaves, and its header changes before the body's.
+	// Decryption first (decrypt.go): it sends nothing, but verification
+	// must see the decrypted message.
+	dec, resp, err := h.decryptStep(log, leadSpace)
+	if resp != nil || err != nil {
+		return resp, err
+	}
+	// The inbound half (inbound.go): its refusal comes before any copy
+	// leaves, and its header changes before the body's.
 	if resp, err := h.inboundStep(m, log, leadSpace); resp != nil || err != nil {
 		return resp, err
+	}
+	if err := h.removeForgedDecrypted(m); err != nil {
+		log.Error("cannot remove a forged "+DecryptedHeader+" field; message deferred", "err", err)
+		return tempFail()
+	}
+	if dec != nil {
+		// Every recipient is local: no copy to encrypt or re-inject.
+		return h.replaceDecrypted(m, log, leadSpace, dec)
 	}
 	vs := make([]verdict, len(h.rcpts))
 	for i, r := range h.rcpts {
