@@ -91,6 +91,8 @@ type Config struct {
 	// Store is where certificates harvested from verified inbound mail
 	// are kept (package harvest).
 	Store Store `toml:"store"`
+	// Gateway is inbound decryption with the gateway's own keys.
+	Gateway Gateway `toml:"gateway"`
 
 	// Network and Address are Listen parsed for net.Listen.
 	Network string `toml:"-"`
@@ -116,6 +118,28 @@ type Config struct {
 	// RequireHold is Inbound.RequireAction = "hold".
 	InboundLevels *policy.InboundTable `toml:"-"`
 	RequireHold   bool                 `toml:"-"`
+	// DecryptList is Gateway.Decrypt parsed; DecryptReject is
+	// Gateway.OnFailure = "reject".
+	DecryptList   *milter.DecryptList `toml:"-"`
+	DecryptReject bool                `toml:"-"`
+}
+
+// Gateway configures inbound decryption (README "Inbound decryption"): an
+// inbound message to local users whose mail is decrypted here, encrypted
+// to a key the key directory holds, is decrypted before delivery.
+type Gateway struct {
+	// KeyDir is the key directory (danemilter keys); "" (default) turns
+	// decryption off.
+	KeyDir string `toml:"key_dir"`
+	// Decrypt lists the local recipients whose mail is decrypted at the
+	// gateway: addresses, domains of local_domains, or ".parent". Others
+	// keep end-to-end mail: it passes unchanged even when a key is held.
+	// Default [].
+	Decrypt []string `toml:"decrypt"`
+	// OnFailure is what happens to a message that cannot be decrypted (a
+	// wrong key, a tampered GCM tag): "pass" (default) delivers it
+	// unchanged with a log line, "reject" refuses it with 550 5.7.5.
+	OnFailure string `toml:"on_failure"`
 }
 
 // Direction classifies each message at MAIL FROM. The first rule that
@@ -831,6 +855,9 @@ func (c *Config) setDefaults() error {
 	if err := c.setStoreDefaults(); err != nil {
 		return err
 	}
+	if err := c.setGatewayDefaults(); err != nil {
+		return err
+	}
 	if c.Reinject.Helo == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
@@ -1214,4 +1241,41 @@ func (c *Config) String() string {
 		return "# cannot render: " + err.Error()
 	}
 	return string(b)
+}
+
+// setGatewayDefaults checks [gateway]: every decrypt entry an address or
+// domain pattern covered by local_domains (the gateway decrypts only its
+// own users' mail), on_failure pass or reject.
+func (c *Config) setGatewayDefaults() error {
+	g := &c.Gateway
+	if g.Decrypt == nil {
+		g.Decrypt = []string{}
+	}
+	switch g.OnFailure {
+	case "":
+		g.OnFailure = "pass"
+	case "pass":
+	case "reject":
+		c.DecryptReject = true
+	default:
+		return invalid("gateway.on_failure", "want pass or reject, got %q", g.OnFailure)
+	}
+	l, err := milter.NewDecryptList(g.Decrypt)
+	if err != nil {
+		return invalid("gateway.decrypt", "%v", err)
+	}
+	for _, d := range l.Domains() {
+		probe := d
+		if strings.HasPrefix(d, ".") {
+			probe = "any" + d // a domain below the parent
+		}
+		if !c.IsLocal(probe) {
+			return invalid("gateway.decrypt", "%s is not in local_domains: only local users' mail is decrypted", d)
+		}
+	}
+	if len(g.Decrypt) > 0 && g.KeyDir == "" {
+		return invalid("gateway.decrypt", "needs gateway.key_dir")
+	}
+	c.DecryptList = l
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/harvest"
+	"github.com/danemilter/danemilter/keydir"
 	"github.com/danemilter/danemilter/milter"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
@@ -64,6 +65,14 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	if store != nil {
 		defer closeHarvest(store, harvester, logger)
 		opts.Store, opts.Harvester = store, harvester
+	}
+	if cfg.Gateway.KeyDir != "" {
+		keys, err := keydir.Open(cfg.Gateway.KeyDir, logger)
+		if err != nil {
+			return fmt.Errorf("gateway.key_dir: %w", err)
+		}
+		opts.Keys, opts.Decrypt, opts.DecryptReject = keys, cfg.DecryptList, cfg.DecryptReject
+		logger.Info("gateway keys open", "key_dir", cfg.Gateway.KeyDir, "decrypt", cfg.Gateway.Decrypt, "on_failure", cfg.Gateway.OnFailure)
 	}
 	srv, err := milter.NewServer(opts)
 	if err != nil {
