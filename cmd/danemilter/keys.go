@@ -14,6 +14,7 @@ import (
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
 
+	"github.com/danemilter/danemilter/config"
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/keydir"
 )
@@ -61,7 +62,14 @@ func keyDirPath(dir, cfgPath string) (string, error) {
 	if dir != "" {
 		return dir, nil
 	}
-	return "", fmt.Errorf("no key directory: give --dir PATH (gateway.key_dir in %s is not read yet)", cfgPath)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Gateway.KeyDir == "" {
+		return "", fmt.Errorf("%s sets no gateway.key_dir; give --dir PATH", cfgPath)
+	}
+	return cfg.Gateway.KeyDir, nil
 }
 
 func keysGenerate(root string, args []string, stdout, stderr io.Writer) int {
