@@ -25,8 +25,12 @@
 //     transaction committed with fsync, so a kill -9 in the middle of a
 //     write loses at most that write. SQLite through the pure-Go
 //     modernc.org/sqlite was the alternative; it brings a large transpiled
-//     C library for what is here a key-value problem. Only one process may
-//     open the file at a time (bbolt takes an exclusive lock).
+//     C library for what is here a key-value problem. bbolt locks the
+//     file (flock) while it is open, so Bolt opens it only for the length
+//     of each call: the daemon and the danemilter store and lookup
+//     commands take turns, each waiting at most Options.Timeout, and a
+//     long listing lets the daemon in between batches. Reads share the
+//     lock; writes take it alone.
 //   - Postgres (OpenPostgres): for a fleet of MX and submission hosts that
 //     share what each learns, so a certificate harvested on the MX is used
 //     by the submission host. The daemon creates and migrates the schema;
@@ -69,8 +73,9 @@ var (
 	// an address or certificate, or whose Fingerprint does not match its
 	// Certificate.
 	ErrInvalidEntry = errors.New("harvest: invalid entry")
-	// ErrLocked is wrapped by the error of OpenBolt when another process
-	// holds the file.
+	// ErrLocked is wrapped by the error of OpenBolt and of Bolt's methods
+	// when another process holds the file for longer than
+	// Options.Timeout.
 	ErrLocked = errors.New("harvest: store file is locked by another process")
 )
 
@@ -126,8 +131,8 @@ type Options struct {
 	// MaxCertificateSize is the largest certificate (and capabilities
 	// attribute) Put accepts, in bytes. Default 16 KiB.
 	MaxCertificateSize int
-	// Timeout bounds each PostgreSQL call and the wait for the bbolt file
-	// lock. Default 2s.
+	// Timeout bounds each PostgreSQL call and, in each Bolt call, the
+	// wait for the bbolt file's lock. Default 2s.
 	Timeout time.Duration
 }
 

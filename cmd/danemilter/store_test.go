@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/danemilter/danemilter/harvest"
 )
 
@@ -105,8 +107,20 @@ func TestStoreCommand(t *testing.T) {
 		t.Errorf("export line: %+v", x)
 	}
 
-	// While a daemon holds the file the tool says so.
-	held, err := harvest.OpenBolt(db, harvest.Options{})
+	// Beside a running daemon's store the tool works: the file is held
+	// only for each operation.
+	daemon, err := harvest.OpenBolt(db, harvest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := run1("show", "frank@partner.example"); code != 0 || !strings.Contains(out, fp) {
+		t.Errorf("show beside a daemon: %d %q", code, out)
+	}
+	if err := daemon.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// While another program keeps the file open the tool says so.
+	held, err := bbolt.Open(db, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
