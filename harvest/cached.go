@@ -11,9 +11,13 @@ import (
 // SMIMEA answer has records, does not make a database round trip per
 // recipient per message (measured with scripts/bench-store: PostgreSQL on
 // the same 2 cores cost 0.78-0.84x the throughput of no store, and
-// 175-275 us of daemon CPU per message). Put and Forget through Cached drop
-// the address at once; entries another daemon writes to a shared database
-// are seen within TTL. Errors are not remembered. Bounded: past Max
+// 175-275 us of daemon CPU per message). Only addresses the store knows
+// are remembered: a miss is asked again every time, so a certificate that
+// another daemon harvests into a shared database is used by the next
+// message (a partner with hashed records and nothing stored is rare; one
+// with something stored is the common case). Put and Forget through Cached
+// drop the address at once; a change another daemon makes to an address
+// already remembered is seen within TTL. Errors are not remembered. Bounded: past Max
 // addresses, an arbitrary one is dropped. The entries returned are shared:
 // callers must not change them.
 type Cached struct {
@@ -61,8 +65,8 @@ func (c *Cached) Get(ctx context.Context, addr string) ([]Entry, error) {
 	}
 	c.mu.Unlock()
 	entries, err := c.Store.Get(ctx, addr)
-	if err != nil {
-		return nil, err
+	if err != nil || len(entries) == 0 {
+		return entries, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,6 +75,12 @@ func (c daemonConfig) write(t *testing.T, dir string, milterPort int, resolver s
 	}
 	if c.reinject != "" {
 		c.tables += fmt.Sprintf("\n[reinject]\naddress = %q\nhelo = \"danemilter.local.test\"\n", c.reinject)
+	}
+	if !strings.Contains(c.top+c.tables, "[store]") {
+		// The default backend (bolt), in the test's own directory: never
+		// the host's /var/lib/danemilter, and never shared between the
+		// test's daemons.
+		c.tables += fmt.Sprintf("\n[store]\npath = %q\n", filepath.Join(dir, "store", "harvest.db"))
 	}
 	path := filepath.Join(dir, "danemilter.toml")
 	writeFile(t, path, fmt.Appendf(nil, `# danemilter integration test

@@ -133,7 +133,8 @@ func openHarvest(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 	logger.Info("certificate store open", "backend", cfg.Store.Backend)
 	// Outbound selection asks the store per recipient; Cached keeps a
 	// database round trip out of most messages (a Put through it, the
-	// Harvester's, is seen at once; another daemon's within a minute).
+	// Harvester's, is seen at once; a miss is always asked again, so another
+	// daemon's first harvest of an address is used by the next message).
 	cached := harvest.NewCached(store, 0, 0)
 	return cached, harvest.NewHarvester(cached, logger, harvest.HarvesterOptions{})
 }
