@@ -68,9 +68,15 @@ func serve(cfg *config.Config, logger *slog.Logger) error {
 	}
 	if cfg.Gateway.KeyDir != "" {
 		keys, err := keydir.Open(cfg.Gateway.KeyDir, logger)
-		if err != nil {
+		switch {
+		case keys == nil:
 			return fmt.Errorf("gateway.key_dir: %w", err)
+		case err != nil:
+			// Some key files do not parse: the others are used (as for
+			// smime.cert_dir); the error names the files.
+			logger.Error("key directory has unusable files; the others are in force", "dir", cfg.Gateway.KeyDir, "err", err)
 		}
+		go keys.Watch(ctx, keydir.DefaultCheckInterval)
 		opts.Keys, opts.Decrypt, opts.DecryptReject = keys, cfg.DecryptList, cfg.DecryptReject
 		logger.Info("gateway keys open", "key_dir", cfg.Gateway.KeyDir, "decrypt", cfg.Gateway.Decrypt, "on_failure", cfg.Gateway.OnFailure)
 	}
