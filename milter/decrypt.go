@@ -2,8 +2,6 @@ package milter
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"github.com/d--j/go-milter"
 
 	"github.com/danemilter/danemilter/address"
+	"github.com/danemilter/danemilter/keydir"
 	"github.com/danemilter/danemilter/mimeentity"
 	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/reply"
@@ -204,13 +203,13 @@ func (h *handler) decrypt(log *slog.Logger, leadSpace bool, ctype string, addrs 
 	}
 	d := &decrypted{orig: h.headers}
 	now := h.opts.Now()
-	var smimeKey *smimeHeld
+	var smimeKey *keydir.SMIMEKey
 	var pgpKeys pgp.EntityList
 	for _, a := range addrs {
 		if seal.smime != nil && smimeKey == nil {
 			for _, k := range h.opts.Keys.SMIME(a) {
 				if k.Cert != nil && k.Key != nil && seal.smime.Includes(k.Cert) {
-					smimeKey = &smimeHeld{k.Cert, k.Key}
+					smimeKey = &k
 					break
 				}
 			}
@@ -247,7 +246,7 @@ func (h *handler) decrypt(log *slog.Logger, leadSpace bool, ctype string, addrs 
 		if err != nil {
 			return nil, &decryptFailure{reason: "cannot read the spooled body", err: err, reply: reply.TempFailure()}
 		}
-		plain, err = smime.DecryptMIME(entity, smimeKey.key, smimeKey.cert)
+		plain, err = smime.DecryptMIME(entity, smimeKey.Key, smimeKey.Cert)
 		if err != nil {
 			return nil, permanent("S/MIME decryption failed", err)
 		}
@@ -303,12 +302,6 @@ func (h *handler) decrypt(log *slog.Logger, leadSpace bool, ctype string, addrs 
 	h.body, h.headers, h.headerBytes = sp, hdr, hb
 	d.size = sp.Size()
 	return d, nil
-}
-
-// smimeHeld is the held certificate the envelope names, and its key.
-type smimeHeld struct {
-	cert *x509.Certificate
-	key  crypto.PrivateKey
 }
 
 // splitEntity cuts a MIME entity into its header fields (name, and the
