@@ -366,6 +366,18 @@ func deleteSeen(entries, seen *bbolt.Bucket, keys [][]byte) error {
 	return nil
 }
 
+// dropSeen removes the entries whose "seen" keys are keys and lowers the
+// entry count by as many (Forget, Expire).
+func dropSeen(tx *bbolt.Tx, entries, seen *bbolt.Bucket, keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := deleteSeen(entries, seen, keys); err != nil {
+		return err
+	}
+	return setCount(tx, count(tx)-uint64(len(keys)))
+}
+
 // Get implements Store.
 func (s *Bolt) Get(ctx context.Context, addr string) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
@@ -462,14 +474,8 @@ func (s *Bolt) Forget(ctx context.Context, addr string) (int, error) {
 			}
 			drop = append(drop, seenKey(e.LastSeen.UnixMicro(), k))
 		}
-		if len(drop) == 0 {
-			return nil
-		}
-		if err := deleteSeen(entries, seen, drop); err != nil {
-			return err
-		}
 		removed = len(drop)
-		return setCount(tx, count(tx)-uint64(removed))
+		return dropSeen(tx, entries, seen, drop)
 	})
 	if err != nil {
 		return 0, err
@@ -490,14 +496,8 @@ func (s *Bolt) Expire(ctx context.Context, notSeenSince time.Time) (int, error) 
 		for k, _ := c.First(); k != nil && seenTime(k) < cutoff; k, _ = c.Next() {
 			drop = append(drop, bytes.Clone(k))
 		}
-		if len(drop) == 0 {
-			return nil
-		}
-		if err := deleteSeen(entries, seen, drop); err != nil {
-			return err
-		}
 		removed = len(drop)
-		return setCount(tx, count(tx)-uint64(removed))
+		return dropSeen(tx, entries, seen, drop)
 	})
 	if err != nil {
 		return 0, err
