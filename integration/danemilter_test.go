@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +62,8 @@ type daemonConfig struct {
 	policy   string // the lines of [policy]; `default = "dane"` when empty
 	reinject string // reinject.address, if any
 	tables   string // more tables
+	// localDomains are local_domains; ["local.test"] when empty.
+	localDomains []string
 }
 
 // write writes the configuration to dir/danemilter.toml and returns its
@@ -82,10 +85,17 @@ func (c daemonConfig) write(t *testing.T, dir string, milterPort int, resolver s
 		// test's daemons.
 		c.tables += fmt.Sprintf("\n[store]\npath = %q\n", filepath.Join(dir, "store", "harvest.db"))
 	}
+	if len(c.localDomains) == 0 {
+		c.localDomains = []string{"local.test"}
+	}
+	var local []string
+	for _, d := range c.localDomains {
+		local = append(local, strconv.Quote(d))
+	}
 	path := filepath.Join(dir, "danemilter.toml")
 	writeFile(t, path, fmt.Appendf(nil, `# danemilter integration test
 listen = "inet:127.0.0.1:%d"
-local_domains = ["local.test"]
+local_domains = [%s]
 log_level = %q
 spool_dir = %q
 %s
@@ -95,7 +105,7 @@ timeout = "2s"
 
 [policy]
 %s
-%s`, milterPort, c.logLevel, dir, c.top, resolver, c.policy, c.tables), 0o644)
+%s`, milterPort, strings.Join(local, ", "), c.logLevel, dir, c.top, resolver, c.policy, c.tables), 0o644)
 	return path
 }
 
