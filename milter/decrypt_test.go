@@ -66,8 +66,15 @@ const outerFields = "Received: from mx.bank.example by mx.local.example\r\n" +
 
 func smimeMessage(t *testing.T, cipher smime.Cipher, certs ...*x509.Certificate) string {
 	t.Helper()
+	return smimeMessageOf(t, innerEntity, cipher, certs...)
+}
+
+// smimeMessageOf is entity encrypted by danemilter's S/MIME code under
+// outerFields.
+func smimeMessageOf(t testing.TB, entity string, cipher smime.Cipher, certs ...*x509.Certificate) string {
+	t.Helper()
 	var b bytes.Buffer
-	must(t, smime.EncryptBase64(&b, strings.NewReader(innerEntity), int64(len(innerEntity)), certs, smime.Options{Cipher: cipher}))
+	must(t, smime.EncryptBase64(&b, strings.NewReader(entity), int64(len(entity)), certs, smime.Options{Cipher: cipher}))
 	var h strings.Builder
 	h.WriteString(outerFields)
 	for _, f := range smime.OuterFieldsFor(cipher) {
@@ -78,8 +85,15 @@ func smimeMessage(t *testing.T, cipher smime.Cipher, certs ...*x509.Certificate)
 
 func pgpMessage(t *testing.T, keys ...*pgp.Entity) string {
 	t.Helper()
+	return pgpMessageOf(t, innerEntity, keys...)
+}
+
+// pgpMessageOf is entity encrypted by danemilter's PGP/MIME code under
+// outerFields.
+func pgpMessageOf(t testing.TB, entity string, keys ...*pgp.Entity) string {
+	t.Helper()
 	var b bytes.Buffer
-	boundary, err := openpgp.EncryptMIME(&b, strings.NewReader(innerEntity), keys, openpgp.Options{})
+	boundary, err := openpgp.EncryptMIME(&b, strings.NewReader(entity), keys, openpgp.Options{})
 	must(t, err)
 	var h strings.Builder
 	h.WriteString(outerFields)
