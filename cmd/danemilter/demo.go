@@ -29,8 +29,11 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/danemilter/danemilter/dane"
+	"github.com/danemilter/danemilter/keydir"
 	"github.com/danemilter/danemilter/milter"
+	"github.com/danemilter/danemilter/openpgp"
 	"github.com/danemilter/danemilter/policy"
+	"github.com/danemilter/danemilter/verify"
 
 	"github.com/danemilter/danemilter/milter/miltertest"
 )
@@ -191,7 +194,137 @@ func demo(w, stderr io.Writer) error {
 		fmt.Fprintf(w, "-- re-injected for %s:\n", strings.Join(c.rcpts, ", "))
 		showHeader(w, c.msg)
 	}
+	return demoGateways(w, logger, fake, ln.Addr().String(), dir)
+}
+
+// demoGateways is the demo's last part, README "Inbound decryption": two
+// companies that both run danemilter. Company B's gateway holds bob's key
+// (generated into a key directory, as "danemilter keys generate" does)
+// and publishes it (the record "danemilter keys records" prints, served
+// by the fake resolver); alice at company A signs her message with her
+// OpenPGP key, published the same way. Company A's milter (the one above,
+// at milterA) encrypts to bob; company B's milter decrypts it and verifies
+// alice's signature against her record.
+func demoGateways(w io.Writer, logger *slog.Logger, fake *dane.Fake, milterA, dir string) error {
+	const alice, bob = "alice@a.example", "bob@b.example"
+	keys := filepath.Join(dir, "keys-b")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		return err
+	}
+	k, err := keydir.GenerateSMIME(bob, keydir.SMIMEP256, keydir.Options{})
+	if err != nil {
+		return err
+	}
+	if _, err := keydir.WriteSMIME(keys, bob, k); err != nil {
+		return err
+	}
+	held, err := keydir.Open(keys, logger)
+	if err != nil {
+		return err
+	}
+	rr, err := smimeaRR(bob, "S/MIME certificate of "+bob, k.Cert, dane.UsageDANEEE, 0, 0, 3600, false)
+	if err != nil {
+		return err
+	}
+	name := rr.Header().Name
+	fake.Set(name, dns.TypeSMIMEA, dane.Result{Name: name, Type: dns.TypeSMIMEA, Status: dane.StatusSecure, Records: []dns.RR{rr}, TTL: time.Hour, Resolver: "fake"})
+
+	signer, err := pgp.NewEntity("Alice", "", alice, &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, DefaultHash: crypto.SHA256,
+		Time: func() time.Time { return time.Now().Add(-time.Minute) }})
+	if err != nil {
+		return err
+	}
+	arr, err := openpgpkeyRR(alice, "OpenPGP key of "+alice, pgp.EntityList{signer}, 3600, false)
+	if err != nil {
+		return err
+	}
+	aname := arr.Header().Name
+	fake.Set(aname, dns.TypeOPENPGPKEY, dane.Result{Status: dane.StatusSecure, TTL: time.Hour, Resolver: "fake", Records: []dns.RR{arr}})
+
+	decrypt, err := milter.NewDecryptList([]string{"b.example"})
+	if err != nil {
+		return err
+	}
+	srv, err := milter.NewServer(milter.Options{Logger: logger, Resolver: fake, Levels: policy.NewTable(policy.LevelDane),
+		Keys: held, Decrypt: decrypt, DecryptReject: true,
+		Verifier: &verify.Verifier{Resolver: fake, Keys: &openpgp.KeyCache{}}, Inbound: policy.NewInboundTable(policy.InboundReport),
+		AuthservID: "mx.b.example", IsLocal: func(d string) bool { return d == "b.example" },
+		Direction: milter.DirectionRules{Default: milter.Inbound}})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	const entity = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+		"Hi Bob, the contract is signed — see you on Friday. Alice\r\n"
+	var sig bytes.Buffer
+	if err := pgp.ArmoredDetachSign(&sig, signer, strings.NewReader(entity), nil); err != nil {
+		return err
+	}
+	signedBody := "--sig\r\n" + entity + "\r\n--sig\r\nContent-Type: application/pgp-signature\r\n\r\n" +
+		strings.ReplaceAll(sig.String(), "\n", "\r\n") + "\r\n--sig--\r\n"
+	msg := "From: Alice <" + alice + ">\r\nTo: Bob <" + bob + ">\r\nSubject: Contract\r\n" +
+		"Date: Wed, 02 Dec 2026 10:00:00 +0000\r\nMessage-ID: <demo-5@a.example>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/signed; micalg=pgp-sha256; protocol=\"application/pgp-signature\"; boundary=\"sig\"\r\n\r\n" + signedBody
+
+	fmt.Fprintf(w, "\n== 5. two companies, both with danemilter: company B's gateway holds bob's key (made in a key directory, like\n")
+	fmt.Fprintf(w, "   `danemilter keys generate`) and publishes it; alice at company A signs with her published OpenPGP key\n")
+	fmt.Fprintf(w, "-- company B publishes (`danemilter keys records`):\n  %s\n", clipLine(rr.String(), 150))
+	res, err := miltertest.Simulate("tcp", milterA, "DEMO5", alice, []string{bob}, []byte(msg))
+	if err != nil {
+		return err
+	}
+	if res.Final == nil || res.Message == nil || bytes.Contains(res.Message, []byte("see you on Friday")) {
+		return fmt.Errorf("company A did not encrypt the message to bob: %+v", res.Final)
+	}
+	fmt.Fprintf(w, "-- company A's milter sends it over the Internet as (top of the message):\n")
+	showTop(w, res.Message, 3)
+
+	res, err = miltertest.Postfix("smtpd", "192.0.2.25").Simulate("tcp", ln.Addr().String(), "DEMO6", alice, []string{bob}, res.Message)
+	if err != nil {
+		return err
+	}
+	if res.Final == nil || res.Message == nil {
+		return fmt.Errorf("company B's milter did not accept the message: %+v", res.Final)
+	}
+	if _, body, _ := strings.Cut(string(res.Message), "\r\n\r\n"); body != signedBody {
+		return fmt.Errorf("company B's milter did not recover alice's signed message")
+	}
+	if !bytes.Contains(res.Message, []byte("openpgp=pass")) {
+		return fmt.Errorf("company B's milter did not verify alice's signature")
+	}
+	fmt.Fprintf(w, "-- company B's milter decrypts it; bob's mailbox gets the original, signature verified against alice's record:\n")
+	showTop(w, res.Message, 6)
 	return nil
+}
+
+// showTop prints a message's header and the first lines of its body.
+func showTop(w io.Writer, msg []byte, lines int) {
+	head, body, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	for _, l := range strings.Split(string(head), "\r\n") {
+		fmt.Fprintln(w, "  "+l)
+	}
+	fmt.Fprintln(w)
+	bl := strings.Split(string(body), "\r\n")
+	for i, l := range bl {
+		if i == lines {
+			fmt.Fprintf(w, "  [... %d more lines ...]\n", len(bl)-lines)
+			break
+		}
+		fmt.Fprintln(w, "  "+l)
+	}
+}
+
+func clipLine(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 // demoMTA stands in for the MTA's milter-less re-injection listener.

@@ -121,7 +121,11 @@ func TestDemo(t *testing.T) {
 	if code := run([]string{"demo"}, &out, &errb); code != 0 {
 		t.Fatalf("demo exit %d: %s", code, errb.String())
 	}
-	for _, want := range []string{"smime-type=enveloped-data", "format=pgp-mime", "pia decrypts it", "re-injected for bob@partner.example", "plaintext copy"} {
+	for _, want := range []string{"smime-type=enveloped-data", "format=pgp-mime", "pia decrypts it", "re-injected for bob@partner.example", "plaintext copy",
+		// Part 5: two gateways, the ciphertext between them, the plaintext
+		// and the verified signature at bob's.
+		"._smimecert.b.example.\t3600\tIN\tSMIMEA\t3 0 0 ", "company A's milter sends it", "X-Danemilter-Decrypted: smime; cipher=aes256-cbc",
+		"openpgp=pass", "policy.dane=bound", "the contract is signed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
