@@ -439,7 +439,10 @@ func (h *handler) replaceDecrypted(m milter.Modifier, log *slog.Logger, leadSpac
 	if err := w.flush(); err != nil {
 		return fail("cannot replace the body", err)
 	}
-	log.Info("decryption", "action", "decrypted", "direction", h.direction.String(), "from", h.from, "format", d.format,
-		"cipher", d.cipher, "size", d.size, "duration", time.Since(h.start).Round(time.Millisecond))
+	attrs := []any{"action", "decrypted", "direction", h.direction.String(), "from", h.from, "format", d.format}
+	if d.cipher != "" { // OpenPGP: the session key's cipher is not reported
+		attrs = append(attrs, "cipher", d.cipher)
+	}
+	log.Info("decryption", append(attrs, "size", d.size, "duration", time.Since(h.start).Round(time.Millisecond))...)
 	return milter.RespAccept, nil
 }
