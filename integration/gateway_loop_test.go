@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 )
 
 // The two companies of TestGatewayLoop: A sends, B receives.
@@ -46,7 +49,9 @@ const (
 // byte under the outer header as sent, with X-Danemilter-Decrypted and
 // the signature's result bound to alice's DNS records (smime=pass or
 // openpgp=pass, policy.dane=bound). Cases: S/MIME, PGP/MIME, and a 5 MB
-// S/MIME message.
+// S/MIME message; and a PGP/MIME copy changed on the wire (one bit of the
+// encrypted data, the armor valid), which B refuses with 550 5.7.5 for
+// the failed decryption and never delivers.
 func TestGatewayLoop(t *testing.T) {
 	e := newEnv(t, "gpg", "gpgconf")
 	l := &loopEnv{env: e, k: &keysEnv{env: e}, in: &inboundEnv{env: e}}
@@ -87,15 +92,47 @@ func TestGatewayLoop(t *testing.T) {
 
 	t.Run("smime-signed", func(t *testing.T) {
 		entity := loopEntity("smime", 0)
-		l.loop(t, l.bob, "smime", l.in.smimeSigned(t, l.alice, entity, false, ""))
+		l.loop(t, l.bob, "smime", "smime", l.in.smimeSigned(t, l.alice, entity, false, ""))
 	})
 	t.Run("pgp-mime-signed", func(t *testing.T) {
 		entity := loopEntity("pgp-mime", 0)
-		l.loop(t, l.carol, "pgp-mime", pgpSigned(t, l.alicePGP, entity))
+		l.loop(t, l.carol, "pgp-mime", "pgp-mime", pgpSigned(t, l.alicePGP, entity))
 	})
 	t.Run("smime-signed-5MB", func(t *testing.T) {
 		entity := loopEntity("large", 5<<20)
-		l.loop(t, l.bob, "smime", l.in.smimeSigned(t, l.alice, entity, false, ""))
+		l.loop(t, l.bob, "smime", "large", l.in.smimeSigned(t, l.alice, entity, false, ""))
+	})
+	// Changed on the wire: B cannot decrypt it and, with on_failure
+	// reject, refuses it; nothing half-decrypted reaches the mailbox.
+	t.Run("pgp-mime-tampered-on-the-wire", func(t *testing.T) {
+		entity := loopEntity("tampered", 0)
+		_, wire, marker := l.throughA(t, l.carol, "pgp-mime", "tampered", pgpSigned(t, l.alicePGP, entity))
+		data := tamperArmor(t, wire.data)
+		err := smtpSend(l.mx, wire.from, l.carol, data)
+		if err == nil || !strings.Contains(err.Error(), "5.7.5") {
+			t.Fatalf("Postfix B's MX took the tampered message: %v, want 550 5.7.5", err)
+		}
+		t.Logf("Postfix B's MX refused the tampered message: %v", err)
+		// Refused for the failed integrity check, not for a malformed
+		// message: the armor is valid.
+		b, err := os.ReadFile(l.logB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var why []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "msg=decryption") && strings.Contains(line, "action=reject") {
+				why = append(why, line)
+			}
+		}
+		if len(why) != 1 || !strings.Contains(why[0], `reason="PGP/MIME decryption failed"`) {
+			t.Errorf("danemilter B's refusals %q, want one for the failed PGP/MIME decryption", why)
+		} else {
+			t.Logf("danemilter B: %s", why[0])
+		}
+		if d := l.sink.rest(marker, time.Second); len(d) != 0 {
+			t.Errorf("%d copies of the tampered message in the mailbox", len(d))
+		}
 	})
 
 	e.checkNoStrayCopies(t)
@@ -243,27 +280,59 @@ func loopEntity(name string, size int) string {
 	return b.String()
 }
 
+// tamperArmor flips one bit of the OpenPGP message in a PGP/MIME message,
+// in the middle of its encrypted data, and armors it again: the armor is
+// valid, the integrity check (MDC) is not.
+func tamperArmor(t *testing.T, msg []byte) []byte {
+	t.Helper()
+	const begin, end = "-----BEGIN PGP MESSAGE-----", "-----END PGP MESSAGE-----"
+	i, j := bytes.Index(msg, []byte(begin)), bytes.Index(msg, []byte(end))
+	if i < 0 || j < i {
+		t.Fatalf("no armored OpenPGP message to tamper with")
+	}
+	j += len(end)
+	blk, err := armor.Decode(bytes.NewReader(msg[i:j]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(blk.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)*2/3] ^= 0x10
+	var b bytes.Buffer
+	w, err := armor.Encode(&b, blk.Type, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return append(append(bytes.Clone(msg[:i]), toCRLF(b.Bytes())...), msg[j:]...)
+}
+
 // plaintextLine is the line of loopEntity that must never be on the wire.
 func plaintextLine(name string) string {
 	return "the plaintext line of " + name + ": the merger closes on Friday."
 }
 
-// loop sends alice's signed entity (openssl or gpg output, MIME-Version
-// first) to rcpt through both companies and checks the wire and the
-// mailbox. format is "smime" or "pgp-mime".
-func (l *loopEnv) loop(t *testing.T, rcpt, format string, signed []byte) {
-	name := strings.TrimPrefix(strings.ReplaceAll(t.Name(), "/", "-"), "TestGatewayLoop-")
-	secret := plaintextLine(map[string]string{"smime-signed": "smime", "pgp-mime-signed": "pgp-mime", "smime-signed-5MB": "large"}[name])
+// throughA sends alice's signed entity (openssl or gpg output, MIME-Version
+// first) to rcpt through company A, takes what Postfix A relays from the
+// wire and checks that it is ciphertext only. name is the case's, which
+// loopEntity made the entity for; format is "smime" or "pgp-mime".
+func (l *loopEnv) throughA(t *testing.T, rcpt, format, name string, signed []byte) (orig []byte, wire delivery, marker string) {
+	t.Helper()
+	secret := plaintextLine(name)
 	if !bytes.Contains(signed, []byte(secret)) {
 		t.Fatalf("precondition: the signed message lacks its plaintext line %q", secret)
 	}
 	l.seq++
-	marker := fmt.Sprintf("gateway-loop-%d-%d", os.Getpid(), l.seq)
-	orig := withMarker(append([]byte("From: Alice <"+l.alice.addr+">\r\nTo: <"+rcpt+">\r\nSubject: Loop "+name+"\r\n"+
+	marker = fmt.Sprintf("gateway-loop-%d-%d", os.Getpid(), l.seq)
+	orig = withMarker(append([]byte("From: Alice <"+l.alice.addr+">\r\nTo: <"+rcpt+">\r\nSubject: Loop "+name+"\r\n"+
 		"Date: Wed, 02 Dec 2026 10:00:00 +0000\r\nMessage-ID: <loop."+name+"@a.test>\r\n"), signed...), marker)
-	start := time.Now()
-
-	// Company A: in clear from alice's client, out encrypted.
 	transcript, err := l.sendTo(t, l.postfixA.smtp, []string{rcpt}, orig)
 	if err != nil {
 		t.Fatalf("swaks to Postfix A: %v\n%s", err, transcript)
@@ -272,9 +341,17 @@ func (l *loopEnv) loop(t *testing.T, rcpt, format string, signed []byte) {
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("wire: %d copies, want 1: %v\nswaks:\n%s", len(ds), err, transcript)
 	}
-	wire := ds[0]
+	l.wantCiphertext(t, ds[0].data, orig, format, secret)
+	return orig, ds[0], marker
+}
+
+// loop sends alice's signed entity through both companies (throughA,
+// then the wire copy byte for byte to Postfix B's MX) and checks what
+// rcpt's mailbox gets.
+func (l *loopEnv) loop(t *testing.T, rcpt, format, name string, signed []byte) {
+	start := time.Now()
+	orig, wire, marker := l.throughA(t, rcpt, format, name, signed)
 	tookA := time.Since(start)
-	l.wantCiphertext(t, wire.data, orig, format, secret)
 
 	// The wire copy, byte for byte, to company B's MX.
 	if err := smtpSend(l.mx, wire.from, rcpt, wire.data); err != nil {
