@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	pgp "github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 
 	"github.com/danemilter/danemilter/dane"
 	"github.com/danemilter/danemilter/keydir"
@@ -83,18 +85,33 @@ func FuzzDecrypt(f *testing.F) {
 	type input struct {
 		ctype, cte string
 		body       []byte
+		wrap       uint8
 	}
 	var intact []input
 	for _, msg := range seeds {
 		ctype, cte, body := sealedParts(f, msg)
-		intact = append(intact, input{ctype, cte, body})
-		f.Add(ctype, cte, body)
-		f.Add(ctype, cte, body[:len(body)/2])
-		f.Add(ctype, cte, []byte(msgBody([]byte(tamper(msg)))))
+		intact = append(intact, input{ctype, cte, body, wrapNone})
+		f.Add(ctype, cte, body, wrapNone)
+		f.Add(ctype, cte, body[:len(body)/2], wrapNone)
+		f.Add(ctype, cte, []byte(msgBody([]byte(tamper(msg)))), wrapNone)
 		if i := bytes.Index(body, []byte("-----BEGIN PGP MESSAGE-----")); i >= 0 {
 			flipped := bytes.Clone(body)
 			flipped[i+len("-----BEGIN PGP MESSAGE-----")+40] ^= 0x01
-			f.Add(ctype, cte, flipped)
+			f.Add(ctype, cte, flipped, wrapNone)
+		}
+		// The same as binary, for the harness to encode: the fuzzer then
+		// mutates DER and OpenPGP packets, not their base64.
+		if bin := unwrapSealed(f, ctype, body); bin != nil {
+			kind := wrapDER
+			if strings.HasPrefix(ctype, "multipart/") {
+				kind = wrapPGP
+			}
+			f.Add(ctype, cte, bin, kind)
+			intact = append(intact, input{ctype, cte, bin, kind})
+			f.Add(ctype, cte, bin[:len(bin)*3/4], kind)
+			flipped := bytes.Clone(bin)
+			flipped[len(bin)-3] ^= 0x80 // the GCM tag; OpenPGP's MDC packet
+			f.Add(ctype, cte, flipped, kind)
 		}
 	}
 	keys := &keySource{
@@ -108,7 +125,8 @@ func FuzzDecrypt(f *testing.F) {
 	_, innerBody, _ := strings.Cut(innerEntity, "\r\n\r\n")
 
 	// check runs one input and reports whether it was decrypted.
-	check := func(t testing.TB, ctype, cte string, body []byte) bool {
+	check := func(t testing.TB, ctype, cte string, body []byte, wrap uint8) bool {
+		ctype, body = wrapSealed(ctype, body, wrap)
 		if strings.ContainsAny(ctype+cte, "\r\n") || !mimeentity.IsEncrypted(ctype) {
 			return false // one header line each; decryptStep's first test
 		}
@@ -184,11 +202,70 @@ func FuzzDecrypt(f *testing.F) {
 	}
 	// The property holds for something: every intact seed decrypts.
 	for i, in := range intact {
-		if !check(f, in.ctype, in.cte, in.body) {
+		if !check(f, in.ctype, in.cte, in.body, in.wrap) {
 			f.Fatalf("seed %d (%s) not decrypted", i, in.ctype)
 		}
 	}
-	f.Fuzz(func(t *testing.T, ctype, cte string, body []byte) { check(t, ctype, cte, body) })
+	f.Fuzz(func(t *testing.T, ctype, cte string, body []byte, wrap uint8) { check(t, ctype, cte, body, wrap) })
+}
+
+// How FuzzDecrypt's body is made into the message body.
+const (
+	wrapNone uint8 = iota // as it is
+	wrapDER               // DER, base64-encoded in lines of 76
+	wrapPGP               // OpenPGP packets, armored in a PGP/MIME body
+)
+
+const fuzzBoundary = "fz"
+
+// wrapSealed makes the message body (and for wrapPGP the Content-Type)
+// of a fuzz input.
+func wrapSealed(ctype string, body []byte, wrap uint8) (string, []byte) {
+	switch wrap % 3 {
+	case wrapDER:
+		enc := base64.StdEncoding.EncodeToString(body)
+		var b bytes.Buffer
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		b.WriteString(enc + "\r\n")
+		return ctype, b.Bytes()
+	case wrapPGP:
+		var b bytes.Buffer
+		b.WriteString("--" + fuzzBoundary + "\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--" + fuzzBoundary +
+			"\r\nContent-Type: application/octet-stream\r\n\r\n")
+		var a bytes.Buffer
+		w, err := armor.Encode(&a, "PGP MESSAGE", nil)
+		if err == nil {
+			_, _ = w.Write(body)
+			_ = w.Close()
+		}
+		b.Write(bytes.ReplaceAll(a.Bytes(), []byte("\n"), []byte("\r\n")))
+		b.WriteString("\r\n--" + fuzzBoundary + "--\r\n")
+		return `multipart/encrypted; protocol="application/pgp-encrypted"; boundary="` + fuzzBoundary + `"`, b.Bytes()
+	}
+	return ctype, body
+}
+
+// unwrapSealed is the binary inside a seed's body: the DER of an S/MIME
+// body, the OpenPGP packets of a PGP/MIME one; nil if none.
+func unwrapSealed(tb testing.TB, ctype string, body []byte) []byte {
+	tb.Helper()
+	if i := bytes.Index(body, []byte("-----BEGIN PGP MESSAGE-----")); i >= 0 {
+		j := bytes.Index(body, []byte("-----END PGP MESSAGE-----"))
+		blk, err := armor.Decode(bytes.NewReader(body[i : j+len("-----END PGP MESSAGE-----")]))
+		must(tb, err)
+		b, err := io.ReadAll(blk.Body)
+		must(tb, err)
+		return b
+	}
+	if strings.HasPrefix(ctype, "application/pkcs7-mime") {
+		b, err := base64.StdEncoding.DecodeString(string(bytes.Join(bytes.Fields(body), nil)))
+		must(tb, err)
+		return b
+	}
+	return nil
 }
 
 func slicesClone(fs []field) []field { return append([]field(nil), fs...) }
